@@ -1,1 +1,37 @@
-//! placeholder
+//! The language every part of settle speaks about the contracts.
+//!
+//! This crate owns the Rust view of the on-chain contracts: `sol!` bindings
+//! generated from the committed Foundry artifacts (`contracts/artifacts`), the
+//! typed batch/payment/leg structures, the EIP-712 digest a signer signs, and
+//! the split arithmetic mirrored exactly from `SplitMath.sol`.
+//!
+//! It must never hold keys, talk to a database or decide policy: it only
+//! describes and computes. Anything it computes must equal, byte for byte, what
+//! the contract computes (checked by the shared test vectors and by tests
+//! against the contract on anvil).
+
+pub mod digest;
+pub mod split;
+
+#[allow(missing_docs)] // generated from the contracts' ABI, documented by their NatSpec
+mod generated {
+    alloy::sol!(
+        #[sol(rpc, all_derives)]
+        SplitSettlement,
+        "../artifacts/SplitSettlement.json"
+    );
+    alloy::sol!(
+        #[sol(rpc, all_derives)]
+        SettleMultisig,
+        "../artifacts/SettleMultisig.json"
+    );
+}
+
+pub use generated::{ISplitSettlement, SettleMultisig, SplitSettlement};
+
+/// A batch as the contract takes it.
+pub type Batch = ISplitSettlement::Batch;
+/// A payment inside a batch.
+pub type Payment = ISplitSettlement::Payment;
+/// One leg of a payment's split: a payee index into `Batch::payees` and a share.
+pub type Leg = ISplitSettlement::Leg;

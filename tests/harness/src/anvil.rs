@@ -169,7 +169,9 @@ mod tests {
             None,
         )
         .expect_err("a missing SETTLE_ANVIL must not fall back");
-        assert!(matches!(&err, Error::AnvilEnvInvalid { path } if path == Path::new("/nonexistent/anvil")));
+        assert!(
+            matches!(&err, Error::AnvilEnvInvalid { path } if path == Path::new("/nonexistent/anvil"))
+        );
         assert!(err.to_string().contains("SETTLE_ANVIL=/nonexistent/anvil"));
     }
 
@@ -182,7 +184,9 @@ mod tests {
             Some(empty.path().as_os_str().to_owned()),
         )
         .expect_err("no anvil anywhere");
-        assert!(matches!(&err, Error::AnvilNotFound { bundled } if bundled == Path::new("/nonexistent/bundled")));
+        assert!(
+            matches!(&err, Error::AnvilNotFound { bundled } if bundled == Path::new("/nonexistent/bundled"))
+        );
         assert!(err.to_string().contains("./scripts/setup"));
     }
 

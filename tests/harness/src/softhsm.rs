@@ -13,6 +13,7 @@ use std::{
     io::Write,
     path::{Path, PathBuf},
     sync::{Mutex, OnceLock, PoisonError},
+    time::{Duration, SystemTime},
 };
 
 use alloy::primitives::Address;
@@ -53,6 +54,14 @@ pub const SECP256K1_OID_DER: [u8; 7] = [0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a
 /// `04 || X || Y`.
 const UNCOMPRESSED_POINT_LEN: usize = 65;
 
+/// Token directories untouched for this long are deleted at start-up.
+pub const STALE_TOKEN_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// First line of a config this crate wrote; only such configs are pruned.
+const CONF_MARKER: &str = "# Written by settle-testkit; test tokens only.";
+
+const TOKENDIR_KEY: &str = "directories.tokendir = ";
+
 static CONTEXT: OnceLock<Pkcs11> = OnceLock::new();
 
 /// Serialises context start-up and the choice of a free slot: two threads
@@ -73,6 +82,10 @@ pub fn module_path() -> PathBuf {
 /// module and calls `C_Initialize` with `CKF_OS_LOCKING_OK`. If another
 /// context in this process already initialised the same module, that is
 /// accepted. The context is never finalised.
+///
+/// Before `C_Initialize`, and only if the config is one this crate wrote,
+/// token directories untouched for [`STALE_TOKEN_AGE`] are deleted so the
+/// token directory does not grow with every test run.
 pub fn pkcs11() -> Result<&'static Pkcs11> {
     if let Some(ctx) = CONTEXT.get() {
         return Ok(ctx);
@@ -81,7 +94,8 @@ pub fn pkcs11() -> Result<&'static Pkcs11> {
     if let Some(ctx) = CONTEXT.get() {
         return Ok(ctx);
     }
-    ensure_conf()?;
+    let conf = ensure_conf()?;
+    prune_stale_tokens(&conf, SystemTime::now());
     let path = module_path();
     if !path.is_file() {
         return Err(Error::Pkcs11ModuleNotFound { path });
@@ -94,13 +108,48 @@ pub fn pkcs11() -> Result<&'static Pkcs11> {
     Ok(CONTEXT.get_or_init(|| ctx))
 }
 
-/// Writes the SoftHSM2 config named by `SOFTHSM2_CONF` unless that path exists.
-fn ensure_conf() -> Result<()> {
+/// Writes the SoftHSM2 config named by `SOFTHSM2_CONF` unless that path
+/// exists, and returns the path.
+fn ensure_conf() -> Result<PathBuf> {
     let conf = PathBuf::from(std::env::var_os(CONF_ENV).ok_or(Error::SoftHsmConfNotSet)?);
-    if conf.exists() {
-        return Ok(());
+    if !conf.exists() {
+        write_conf(&conf)?;
     }
-    write_conf(&conf)
+    Ok(conf)
+}
+
+/// Deletes token directories not modified for [`STALE_TOKEN_AGE`], if `conf`
+/// was written by this crate (never touches a token directory someone else
+/// configured). Best effort: failures are ignored. Only safe before this
+/// process initialises the module; a test process running for a day would
+/// lose its tokens, which is accepted.
+fn prune_stale_tokens(conf: &Path, now: SystemTime) {
+    let Ok(body) = std::fs::read_to_string(conf) else {
+        return;
+    };
+    if !body.starts_with(CONF_MARKER) {
+        return;
+    }
+    let Some(token_dir) = body
+        .lines()
+        .find_map(|line| line.strip_prefix(TOKENDIR_KEY))
+    else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(token_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry
+            .metadata()
+            .and_then(|meta| meta.modified())
+            .ok()
+            .and_then(|modified| now.duration_since(modified).ok())
+            .is_some_and(|age| age > STALE_TOKEN_AGE);
+        if stale && entry.path().is_dir() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn write_conf(conf: &Path) -> Result<()> {
@@ -116,8 +165,8 @@ fn write_conf(conf: &Path) -> Result<()> {
     let tokens = dir.join("tokens");
     std::fs::create_dir_all(&tokens).map_err(io_err(&tokens))?;
     let body = format!(
-        "# Written by settle-testkit; test tokens only.\n\
-         directories.tokendir = {}\n\
+        "{CONF_MARKER}\n\
+         {TOKENDIR_KEY}{}\n\
          objectstore.backend = file\n\
          log.level = ERROR\n\
          slots.removable = false\n",
@@ -133,9 +182,13 @@ fn write_conf(conf: &Path) -> Result<()> {
 /// A freshly initialised SoftHSM2 token with one secp256k1 key pair.
 ///
 /// The private key is a token object, sensitive and non-extractable, allowed
-/// to sign; both halves carry [`KEY_LABEL`] and a random `CKA_ID`. The token
-/// stays on disk under the SoftHSM2 token directory (PKCS#11 has no call to
-/// delete a token); `target/softhsm/` can be removed at any time.
+/// to sign; both halves carry [`KEY_LABEL`] and a random `CKA_ID`.
+///
+/// The token outlives this value: PKCS#11 cannot delete a token, and
+/// deleting its files while this process's SoftHSM2 still lists it breaks
+/// later calls (`C_GetTokenInfo` returns `CKR_GENERAL_ERROR`). Instead,
+/// token directories older than a day are pruned when a process starts
+/// the module; see [`pkcs11`].
 #[derive(Debug, Clone)]
 pub struct TestToken {
     slot: Slot,
@@ -338,7 +391,10 @@ mod tests {
 
     #[test]
     fn bare_point_is_accepted() {
-        assert_eq!(uncompressed_point(&point()).expect("valid").to_vec(), point());
+        assert_eq!(
+            uncompressed_point(&point()).expect("valid").to_vec(),
+            point()
+        );
     }
 
     #[test]
@@ -369,5 +425,46 @@ mod tests {
         assert!(body.contains(&format!("directories.tokendir = {}\n", tokens.display())));
         assert!(body.contains("objectstore.backend = file\n"));
         assert!(body.contains("log.level = ERROR\n"));
+    }
+
+    fn token_dir_aged(tokens: &Path, name: &str, age: Duration) -> PathBuf {
+        let dir = tokens.join(name);
+        std::fs::create_dir_all(&dir).expect("mkdir token");
+        std::fs::write(dir.join("token.object"), b"x").expect("write token file");
+        let handle = std::fs::File::open(&dir).expect("open token dir");
+        handle
+            .set_modified(SystemTime::now().checked_sub(age).expect("age fits"))
+            .expect("set mtime");
+        dir
+    }
+
+    #[test]
+    fn prune_removes_only_stale_tokens_of_our_own_config() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let conf = dir.path().join("softhsm2.conf");
+        write_conf(&conf).expect("write conf");
+        let tokens = dir.path().join("tokens");
+        let old = token_dir_aged(&tokens, "old", Duration::from_secs(2 * 24 * 60 * 60));
+        let fresh = token_dir_aged(&tokens, "fresh", Duration::from_secs(60));
+
+        prune_stale_tokens(&conf, SystemTime::now());
+        assert!(!old.exists());
+        assert!(fresh.is_dir());
+    }
+
+    #[test]
+    fn prune_leaves_foreign_configs_alone() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let tokens = dir.path().join("tokens");
+        let old = token_dir_aged(&tokens, "old", Duration::from_secs(3 * 24 * 60 * 60));
+        let conf = dir.path().join("softhsm2.conf");
+        std::fs::write(
+            &conf,
+            format!("directories.tokendir = {}\n", tokens.display()),
+        )
+        .expect("write foreign conf");
+
+        prune_stale_tokens(&conf, SystemTime::now());
+        assert!(old.is_dir());
     }
 }

@@ -1,0 +1,179 @@
+//! RFC 7807 problem details: the only shape an error leaves the API in.
+
+use axum::{
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+
+/// Media type of every error response.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Stable, documented error codes. Clients match on these, never on messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The body is not valid JSON or has the wrong shape.
+    MalformedBody,
+    /// An amount is not a positive decimal integer string of base units.
+    InvalidAmount,
+    /// An address is malformed or not EIP-55 checksummed.
+    InvalidAddress,
+    /// A split's shares do not sum to the scale.
+    SharesMismatch,
+    /// No or an unknown API key.
+    Unauthenticated,
+    /// The key is valid but its role may not do this.
+    Forbidden,
+    /// The resource does not exist (or is not visible to this key).
+    NotFound,
+    /// The idempotency key was used before with a different body.
+    IdempotencyConflict,
+    /// Something failed on our side; details are in our logs, not here.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The HTTP status this code is always sent with.
+    pub const fn status(self) -> StatusCode {
+        match self {
+            Self::MalformedBody => StatusCode::BAD_REQUEST,
+            Self::InvalidAmount | Self::InvalidAddress | Self::SharesMismatch => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::IdempotencyConflict => StatusCode::CONFLICT,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A short human title, constant per code.
+    pub const fn title(self) -> &'static str {
+        match self {
+            Self::MalformedBody => "Malformed request body",
+            Self::InvalidAmount => "Invalid amount",
+            Self::InvalidAddress => "Invalid address",
+            Self::SharesMismatch => "Shares do not sum to the scale",
+            Self::Unauthenticated => "Authentication required",
+            Self::Forbidden => "Not allowed for this key",
+            Self::NotFound => "Not found",
+            Self::IdempotencyConflict => "Idempotency key reused with a different request",
+            Self::Internal => "Internal error",
+        }
+    }
+}
+
+/// An error as the API answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    code: ErrorCode,
+    detail: String,
+}
+
+impl ApiError {
+    /// An error with a detail for the client (what was wrong and how to fix it).
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self { code, detail: detail.into() }
+    }
+
+    /// An internal failure: `cause` is logged, the client sees a generic detail.
+    pub fn internal(cause: &dyn std::error::Error) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(ErrorCode::Internal, "the request could not be completed; try again later")
+    }
+
+    /// The stable code.
+    pub const fn code(&self) -> ErrorCode {
+        self.code
+    }
+}
+
+#[derive(Serialize)]
+struct ProblemBody<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'static str,
+    status: u16,
+    detail: &'a str,
+    code: ErrorCode,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.code.status();
+        let code_name = serde_json::to_value(self.code)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let body = ProblemBody {
+            kind: format!("https://settle.dev/problems/{code_name}"),
+            title: self.code.title(),
+            status: status.as_u16(),
+            detail: &self.detail,
+            code: self.code,
+        };
+        let mut response = match serde_json::to_vec(&body) {
+            Ok(bytes) => (status, bytes).into_response(),
+            Err(_) => status.into_response(),
+        };
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::to_bytes;
+
+    async fn render(err: ApiError) -> (StatusCode, String, serde_json::Value) {
+        let response = err.into_response();
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let bytes = to_bytes(response.into_body(), 1 << 16).await.expect("body");
+        (status, content_type, serde_json::from_slice(&bytes).expect("json body"))
+    }
+
+    #[tokio::test]
+    async fn client_mistake_is_problem_json_with_code() {
+        let (status, content_type, body) =
+            render(ApiError::new(ErrorCode::SharesMismatch, "shares sum to 999999")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(content_type, PROBLEM_JSON);
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "type": "https://settle.dev/problems/shares_mismatch",
+                "title": "Shares do not sum to the scale",
+                "status": 422,
+                "detail": "shares sum to 999999",
+                "code": "shares_mismatch",
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn internal_error_hides_its_cause() {
+        let cause = std::io::Error::other("connection to 10.0.0.5:5432 refused");
+        let (status, _, body) = render(ApiError::internal(&cause)).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["code"], "internal");
+        assert!(!body.to_string().contains("10.0.0.5"), "leaked cause: {body}");
+    }
+
+    #[test]
+    fn auth_failures_are_distinct() {
+        assert_eq!(ErrorCode::Unauthenticated.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(ErrorCode::Forbidden.status(), StatusCode::FORBIDDEN);
+        assert_eq!(ErrorCode::IdempotencyConflict.status(), StatusCode::CONFLICT);
+    }
+}

@@ -1,0 +1,5 @@
+//! Integration tests of the testkit fixtures against the real tools.
+
+mod anvil;
+mod postgres;
+mod softhsm;
