@@ -38,17 +38,19 @@ contract SplitSettlement is
     /// @notice Batch funding mode: one `transferFrom` of the funder (or `msg.value` for the native coin).
     uint8 public constant FUNDING_PULL = 1;
 
-    /// @notice EIP-712 type of a leg.
-    bytes32 public constant LEG_TYPEHASH = keccak256("Leg(uint16 payee,uint32 share)");
-    /// @notice EIP-712 type of a payment.
-    bytes32 public constant PAYMENT_TYPEHASH =
-        keccak256("Payment(bytes32 paymentId,uint128 amount,Leg[] legs)Leg(uint16 payee,uint32 share)");
-    /// @notice EIP-712 type of a batch.
+    /// @notice EIP-712 type of a batch. `payments` is hashed as `bytes` (keccak256 of the packed payments).
     bytes32 public constant BATCH_TYPEHASH = keccak256(
         "Batch(bytes32 batchId,uint256 nonce,uint64 deadline,address token,address funder,uint8 funding,"
-        "address[] payees,Payment[] payments)Leg(uint16 payee,uint32 share)"
-        "Payment(bytes32 paymentId,uint128 amount,Leg[] legs)"
+        "address[] payees,bytes payments)"
     );
+
+    /// @dev Bytes of a packed payment before its legs: paymentId (32), amount (16), legCount (1).
+    uint256 private constant PAYMENT_HEADER = 49;
+    /// @dev The `balance` bits of an `Account` slot.
+    uint256 private constant BALANCE_MASK =
+        0x00ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff;
+    /// @dev Bytes of a packed leg: payee index (2), share (4).
+    uint256 private constant LEG_SIZE = 6;
 
     /// @notice An account's internal balance in one token and whether it wants credits pushed.
     struct Account {
@@ -72,8 +74,7 @@ contract SplitSettlement is
     struct Tally {
         uint256 total;
         uint256[] credits;
-        bytes32[] paymentIds;
-        uint256[] amounts;
+        bytes payments;
         bytes32 structHash;
     }
 
@@ -116,6 +117,7 @@ contract SplitSettlement is
         _consumeDailyCap(cfg, batch.token, tally.total);
         _draw($, batch, tally.total);
 
+        bytes memory credits = _credit($, batch, tally.credits);
         emit BatchSettled(
             batch.batchId,
             signer,
@@ -125,10 +127,9 @@ contract SplitSettlement is
             batch.funding,
             batch.nonce,
             tally.total,
-            tally.paymentIds,
-            tally.amounts
+            tally.payments,
+            credits
         );
-        _credit($, batch, tally.credits);
     }
 
     /// @notice The EIP-712 digest a signer signs for `batch` on this chain and contract.
@@ -147,39 +148,68 @@ contract SplitSettlement is
         return (tally.credits, tally.total);
     }
 
-    /// @dev One pass: validates payees and payments, splits every payment, aggregates credits per payee and
-    ///      computes the batch's EIP-712 struct hash.
+    /// @dev One pass: validates payees and the packed payments, splits every payment, aggregates credits per
+    ///      payee and computes the batch's EIP-712 struct hash.
     function _tally(Batch calldata batch, uint256 maxPayment) private pure returns (Tally memory tally) {
         address[] calldata payees = batch.payees;
         uint256 payeeCount = payees.length;
-        address previous;
+        uint256 payeeOffset;
+        assembly ("memory-safe") {
+            payeeOffset := payees.offset
+        }
+        uint256 previous;
         for (uint256 i; i < payeeCount; ++i) {
-            address payee = payees[i];
-            if (payee == address(0)) revert ZeroPayee(i);
-            if (payee <= previous) revert PayeesNotSorted(i);
+            uint256 payee;
+            assembly ("memory-safe") {
+                payee := calldataload(add(payeeOffset, shl(5, i)))
+            }
+            // A word with bits above 160 is not an address: treat it like an out-of-order entry.
+            if (payee == 0) revert ZeroPayee(i);
+            if (payee <= previous || payee >> 160 != 0) revert PayeesNotSorted(i);
             previous = payee;
         }
+        bytes32 payeesHash;
+        uint256 free;
+        assembly ("memory-safe") {
+            // Hash the array's words in place (EIP-712 encodes address[] as its 32-byte words).
+            free := mload(0x40)
+            calldatacopy(free, payeeOffset, shl(5, payeeCount))
+            payeesHash := keccak256(free, shl(5, payeeCount))
+        }
 
-        uint256 paymentCount = batch.payments.length;
-        if (paymentCount == 0) revert EmptyBatch();
-        tally.credits = new uint256[](payeeCount);
-        tally.paymentIds = new bytes32[](paymentCount);
-        tally.amounts = new uint256[](paymentCount);
-        bytes32[] memory paymentHashes = new bytes32[](paymentCount);
-
+        bytes calldata payments = batch.payments;
+        if (payments.length == 0) revert EmptyBatch();
+        tally.payments = payments;
+        uint256[] memory credits = new uint256[](payeeCount);
+        uint256 cursor;
+        uint256 end;
+        assembly ("memory-safe") {
+            cursor := payments.offset
+            end := add(cursor, payments.length)
+        }
         uint256 total;
-        for (uint256 i; i < paymentCount; ++i) {
-            Payment calldata payment = batch.payments[i];
-            uint256 amount = payment.amount;
+        for (uint256 i; cursor < end; ++i) {
+            if (cursor + PAYMENT_HEADER > end) revert MalformedPayments(i);
+            uint256 amount;
+            uint256 legCount;
+            assembly ("memory-safe") {
+                amount := shr(128, calldataload(add(cursor, 32)))
+                legCount := shr(248, calldataload(add(cursor, 48)))
+            }
             if (amount == 0) revert ZeroAmount(i);
             if (amount > maxPayment) revert PaymentTooLarge(i, amount, maxPayment);
-            bytes32 legsHash = _split(payment.legs, i, amount, tally.credits);
-            paymentHashes[i] = _hash4(PAYMENT_TYPEHASH, payment.paymentId, bytes32(amount), legsHash);
-            tally.paymentIds[i] = payment.paymentId;
-            tally.amounts[i] = amount;
-            total += amount;
+            if (legCount == 0) revert EmptySplit(i);
+            uint256 legs = cursor + PAYMENT_HEADER;
+            cursor = legs + legCount * LEG_SIZE;
+            if (cursor > end) revert MalformedPayments(i);
+            _split(legs, legCount, i, amount, credits);
+            unchecked {
+                // Cannot overflow: each amount is below 2**128 and there are far fewer than 2**128 of them.
+                total += amount;
+            }
         }
         tally.total = total;
+        tally.credits = credits;
         tally.structHash = keccak256(
             abi.encode(
                 BATCH_TYPEHASH,
@@ -189,67 +219,58 @@ contract SplitSettlement is
                 batch.token,
                 batch.funder,
                 batch.funding,
-                keccak256(abi.encodePacked(payees)),
-                keccak256(abi.encodePacked(paymentHashes))
+                payeesHash,
+                keccak256(tally.payments)
             )
         );
     }
 
-    /// @dev Splits one payment into `credits` and returns the EIP-712 hash of its legs array.
-    ///      Leg hashes are written to scratch memory past the free memory pointer; nothing in this
-    ///      function allocates, so the scratch is never overwritten before it is hashed.
-    function _split(Leg[] calldata legs, uint256 paymentIndex, uint256 amount, uint256[] memory credits)
-        private
-        pure
-        returns (bytes32 legsHash)
-    {
-        uint256 legCount = legs.length;
-        if (legCount == 0) revert EmptySplit(paymentIndex);
+    /// @dev Splits one payment, whose `legCount` packed legs start at calldata offset `legs`, into `credits`.
+    ///      Values come from fixed-width fields (uint16 payee, uint32 share), so they are in range by
+    ///      construction; every leg but the first gets its rounded-down portion, the first the remainder.
+    function _split(
+        uint256 legs,
+        uint256 legCount,
+        uint256 paymentIndex,
+        uint256 amount,
+        uint256[] memory credits
+    ) private pure {
         uint256 payeeCount = credits.length;
         uint256 shareSum;
         uint256 distributed;
-        uint256 scratch;
-        assembly ("memory-safe") {
-            scratch := mload(0x40)
-        }
-        uint256 input = scratch + legCount * 0x20;
+        uint256 firstPayee;
         for (uint256 j; j < legCount; ++j) {
-            uint256 payee = legs[j].payee;
-            uint256 share = legs[j].share;
+            uint256 word;
+            assembly ("memory-safe") {
+                word := calldataload(add(legs, mul(j, LEG_SIZE)))
+            }
+            uint256 payee = word >> 240;
+            uint256 share = (word >> 208) & 0xffffffff;
             if (share == 0) revert ZeroShare(paymentIndex, j);
             if (payee >= payeeCount) revert UnknownPayee(paymentIndex, j);
-            // Cannot overflow: at most 2**256 / 2**32 legs fit in calldata long before that.
-            shareSum += share;
-            if (j != 0) {
-                uint256 part = SplitMath.portion(amount, share);
-                credits[payee] += part;
-                distributed += part;
+            unchecked {
+                // Cannot overflow: at most 255 shares below 2**32 each.
+                shareSum += share;
             }
-            bytes32 legTypehash = LEG_TYPEHASH;
-            assembly ("memory-safe") {
-                mstore(input, legTypehash)
-                mstore(add(input, 0x20), payee)
-                mstore(add(input, 0x40), share)
-                mstore(add(scratch, shl(5, j)), keccak256(input, 0x60))
+            if (j == 0) {
+                firstPayee = payee;
+            } else {
+                uint256 part = SplitMath.portion(amount, share);
+                // Cannot overflow: credits are sums of parts of amounts below 2**128 each.
+                assembly ("memory-safe") {
+                    let c := add(credits, shl(5, add(payee, 1)))
+                    mstore(c, add(mload(c), part))
+                }
+                unchecked {
+                    distributed += part;
+                }
             }
         }
         if (shareSum != SplitMath.SCALE) revert SharesMismatch(paymentIndex, shareSum);
-        // distributed <= amount because the other legs' shares sum to at most SCALE - share[0].
-        credits[legs[0].payee] += amount - distributed;
+        // distributed <= amount: the other legs' shares sum to SCALE - share[0].
         assembly ("memory-safe") {
-            legsHash := keccak256(scratch, shl(5, legCount))
-        }
-    }
-
-    /// @dev keccak256(abi.encode(a, b, c, d)) without allocating memory.
-    function _hash4(bytes32 a, bytes32 b, bytes32 c, bytes32 d) private pure returns (bytes32 h) {
-        assembly ("memory-safe") {
-            let p := mload(0x40)
-            mstore(p, a)
-            mstore(add(p, 0x20), b)
-            mstore(add(p, 0x40), c)
-            mstore(add(p, 0x60), d)
-            h := keccak256(p, 0x80)
+            let c := add(credits, shl(5, add(firstPayee, 1)))
+            mstore(c, add(mload(c), sub(amount, distributed)))
         }
     }
 
@@ -306,38 +327,63 @@ contract SplitSettlement is
         }
     }
 
-    function _credit(Layout storage $, Batch calldata batch, uint256[] memory credits) private {
+    /// @dev Applies the credits and returns them packed for the event: every payee in order, 36 bytes each.
+    ///      The hot path (pull) reads and writes each payee's `Account` slot once, in assembly: the layout is
+    ///      `balance` in the low 248 bits and `push` in the top byte (Solidity's packing of `Account`).
+    function _credit(Layout storage $, Batch calldata batch, uint256[] memory credits)
+        private
+        returns (bytes memory packed)
+    {
         address token = batch.token;
         mapping(address => Account) storage accounts = $.accounts[token];
+        address[] calldata payees = batch.payees;
         uint256 payeeCount = credits.length;
-        bytes memory packed = new bytes(payeeCount * 36);
+        packed = new bytes(payeeCount * 36);
         uint256 cursor;
+        uint256 payeeOffset;
+        uint256 accountsSlot;
         assembly ("memory-safe") {
             cursor := add(packed, 0x20)
+            payeeOffset := payees.offset
+            accountsSlot := accounts.slot
         }
         for (uint256 i; i < payeeCount; ++i) {
-            uint256 amount = credits[i];
-            if (amount == 0) continue;
-            address payee = batch.payees[i];
+            uint256 amount;
+            address payee;
+            uint256 slot;
+            uint256 word;
+            // Payees were checked (clean, non-zero, ascending) by `_tally`; credits has one entry per payee.
+            // Writes 20 + 16 bytes; the overlap into the next entry is overwritten by it, and the last write
+            // ends in free memory past `packed`, which nothing has claimed yet.
             assembly ("memory-safe") {
+                amount := mload(add(credits, shl(5, add(i, 1))))
+                payee := calldataload(add(payeeOffset, shl(5, i)))
                 mstore(cursor, shl(96, payee))
                 mstore(add(cursor, 20), shl(128, amount))
                 cursor := add(cursor, 36)
+                mstore(0, payee)
+                mstore(0x20, accountsSlot)
+                slot := keccak256(0, 0x40)
             }
-            Account storage account = accounts[payee];
-            if (account.push) {
+            if (amount == 0) continue;
+            assembly ("memory-safe") {
+                word := sload(slot)
+            }
+            if (word >> 248 != 0) {
+                // Opted in to push.
                 if (_trySend(token, payee, amount)) {
                     emit PushedOut(token, payee, amount);
                     continue;
                 }
                 emit PushFailed(token, payee, amount);
             }
-            account.balance = SafeCast.toUint248(uint256(account.balance) + amount);
+            // Balance overflow is checked: it must stay below 2**248.
+            uint256 credited = (word & BALANCE_MASK) + amount;
+            if (credited > BALANCE_MASK) revert SafeCast.SafeCastOverflowedUintDowncast(248, credited);
+            assembly ("memory-safe") {
+                sstore(slot, or(and(word, not(BALANCE_MASK)), credited))
+            }
         }
-        assembly ("memory-safe") {
-            mstore(packed, sub(cursor, add(packed, 0x20)))
-        }
-        emit BatchCredited(batch.batchId, token, packed);
     }
 
     // ------------------------------------------------------------------ balances

@@ -7,6 +7,7 @@ import {ERC1967Proxy} from "@openzeppelin/contracts/proxy/ERC1967/ERC1967Proxy.s
 import {SplitSettlement} from "../src/SplitSettlement.sol";
 import {ISplitSettlement} from "../src/interfaces/ISplitSettlement.sol";
 import {TestToken} from "./utils/Tokens.sol";
+import {Draft, DraftPayment, Leg, Drafts} from "./utils/Draft.sol";
 
 /// @notice Shared setup: a SplitSettlement proxy owned by this test, one signer, one token, one funder.
 abstract contract Base is Test {
@@ -44,7 +45,7 @@ abstract contract Base is Test {
     function _emptyBatch(address token_, uint256 nonce, address[] memory payees, uint256 paymentCount)
         internal
         view
-        returns (ISplitSettlement.Batch memory b)
+        returns (Draft memory b)
     {
         b.batchId = keccak256(abi.encode("batch", nonce));
         b.nonce = nonce;
@@ -53,32 +54,32 @@ abstract contract Base is Test {
         b.funder = funder;
         b.funding = 0;
         b.payees = payees;
-        b.payments = new ISplitSettlement.Payment[](paymentCount);
+        b.payments = new DraftPayment[](paymentCount);
     }
 
-    function _leg(uint256 payee, uint256 share) internal pure returns (ISplitSettlement.Leg memory) {
-        return ISplitSettlement.Leg({payee: uint16(payee), share: uint32(share)});
+    function _leg(uint256 payee, uint256 share) internal pure returns (Leg memory) {
+        return Leg({payee: uint16(payee), share: uint32(share)});
     }
 
-    function _payment(bytes32 id, uint256 amount, ISplitSettlement.Leg[] memory legs)
+    function _payment(bytes32 id, uint256 amount, Leg[] memory legs)
         internal
         pure
-        returns (ISplitSettlement.Payment memory)
+        returns (DraftPayment memory)
     {
-        return ISplitSettlement.Payment({paymentId: id, amount: uint128(amount), legs: legs});
+        return DraftPayment({paymentId: id, amount: uint128(amount), legs: legs});
     }
 
-    function _legs1(uint256 payee) internal pure returns (ISplitSettlement.Leg[] memory legs) {
-        legs = new ISplitSettlement.Leg[](1);
+    function _legs1(uint256 payee) internal pure returns (Leg[] memory legs) {
+        legs = new Leg[](1);
         legs[0] = _leg(payee, SCALE);
     }
 
     function _legs3(uint256 a, uint256 sa, uint256 b, uint256 sb, uint256 c, uint256 sc)
         internal
         pure
-        returns (ISplitSettlement.Leg[] memory legs)
+        returns (Leg[] memory legs)
     {
-        legs = new ISplitSettlement.Leg[](3);
+        legs = new Leg[](3);
         legs[0] = _leg(a, sa);
         legs[1] = _leg(b, sb);
         legs[2] = _leg(c, sc);
@@ -109,7 +110,7 @@ abstract contract Base is Test {
     function _batchOnePerPayee(address token_, uint256 nonce, address[] memory payees, uint256 amount)
         internal
         view
-        returns (ISplitSettlement.Batch memory b)
+        returns (Draft memory b)
     {
         b = _emptyBatch(token_, nonce, payees, payees.length);
         for (uint256 i; i < payees.length; ++i) {
@@ -117,8 +118,12 @@ abstract contract Base is Test {
         }
     }
 
-    function _sign(ISplitSettlement.Batch memory b, uint256 key) internal view returns (bytes memory) {
-        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, settlement.batchDigest(b));
+    function _pack(Draft memory d) internal pure returns (ISplitSettlement.Batch memory) {
+        return Drafts.pack(d);
+    }
+
+    function _sign(Draft memory b, uint256 key) internal view returns (bytes memory) {
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, settlement.batchDigest(_pack(b)));
         return abi.encodePacked(r, s, v);
     }
 
@@ -136,7 +141,7 @@ abstract contract Base is Test {
         }
     }
 
-    function _total(ISplitSettlement.Batch memory b) internal pure returns (uint256 sum) {
+    function _total(Draft memory b) internal pure returns (uint256 sum) {
         for (uint256 i; i < b.payments.length; ++i) {
             sum += b.payments[i].amount;
         }

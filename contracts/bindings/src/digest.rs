@@ -37,8 +37,7 @@ mod tests {
         assert_eq!(
             Batch::eip712_encode_type(),
             "Batch(bytes32 batchId,uint256 nonce,uint64 deadline,address token,address funder,uint8 funding,\
-             address[] payees,Payment[] payments)Leg(uint16 payee,uint32 share)\
-             Payment(bytes32 paymentId,uint128 amount,Leg[] legs)"
+             address[] payees,bytes payments)"
         );
     }
 }

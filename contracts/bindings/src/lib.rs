@@ -11,6 +11,7 @@
 //! against the contract on anvil).
 
 pub mod digest;
+pub mod payment;
 pub mod split;
 
 #[allow(missing_docs)] // generated from the contracts' ABI, documented by their NatSpec
@@ -28,10 +29,7 @@ mod generated {
 }
 
 pub use generated::{ISplitSettlement, SettleMultisig, SplitSettlement};
+pub use payment::{Leg, Payment, PaymentError, batch_credits, decode_payments, encode_payments};
 
-/// A batch as the contract takes it.
+/// A batch as the contract takes it (`payments` packed, see [`payment`]).
 pub type Batch = ISplitSettlement::Batch;
-/// A payment inside a batch.
-pub type Payment = ISplitSettlement::Payment;
-/// One leg of a payment's split: a payee index into `Batch::payees` and a share.
-pub type Leg = ISplitSettlement::Leg;

@@ -4,21 +4,12 @@ pragma solidity 0.8.30;
 /// @title ISplitSettlement
 /// @notice Types, errors, events and entry points of the split settlement contract.
 interface ISplitSettlement {
-    /// @notice One leg of a split: an index into `Batch.payees` and a share in parts per million.
-    struct Leg {
-        uint16 payee;
-        uint32 share;
-    }
-
-    /// @notice A payment: its off-chain id, its amount in token base units and how it is split.
-    struct Payment {
-        bytes32 paymentId;
-        uint128 amount;
-        Leg[] legs;
-    }
-
     /// @notice A signed batch of payments in one token, drawn once from one funder.
-    /// @dev `payees` must be strictly ascending (no zero address, no duplicates); legs refer to them by index.
+    /// @dev `payees` must be strictly ascending (no zero address, no duplicates).
+    ///      `payments` is the packed list of payments, each
+    ///      `bytes32 paymentId | uint128 amount | uint8 legCount | legCount x (uint16 payee | uint32 share)`
+    ///      (big-endian, 49 + 6 * legCount bytes), where `payee` indexes `payees` and shares are parts per
+    ///      million summing to 1,000,000. Packing keeps calldata, hashing and the event small.
     ///      `funding` is `FUNDING_DEPOSIT` (the funder's deposited balance) or `FUNDING_PULL`
     ///      (one `transferFrom` of the funder, or `msg.value` for the native coin).
     struct Batch {
@@ -29,7 +20,7 @@ interface ISplitSettlement {
         address funder;
         uint8 funding;
         address[] payees;
-        Payment[] payments;
+        bytes payments;
     }
 
     /// @notice Per-token limits; `enabled` gates settlement and deposits (never withdrawals).
@@ -57,6 +48,8 @@ interface ISplitSettlement {
     error NonceAlreadyUsed(address signer, uint256 nonce);
     /// @notice The token is not enabled for settlement or deposits.
     error TokenNotEnabled(address token);
+    /// @notice The packed payments end in the middle of the payment at `paymentIndex`.
+    error MalformedPayments(uint256 paymentIndex);
     /// @notice The batch has no payments.
     error EmptyBatch();
     /// @notice A payment has no legs.
@@ -96,7 +89,10 @@ interface ISplitSettlement {
 
     // ---------------------------------------------------------------- events
 
-    /// @notice A batch settled: its total was drawn from `funder` and credited to payees.
+    /// @notice A batch settled: `total` was drawn from `funder` and credited to the payees.
+    /// @param payments The signed packed payments, exactly as in `Batch.payments`.
+    /// @param credits For every entry of `Batch.payees`, in order, `abi.encodePacked(address payee, uint128 amount)`
+    ///        (36 bytes each): what the batch credited it. A leg's payee index refers to the same position here.
     event BatchSettled(
         bytes32 indexed batchId,
         address indexed signer,
@@ -106,12 +102,9 @@ interface ISplitSettlement {
         uint8 funding,
         uint256 nonce,
         uint256 total,
-        bytes32[] paymentIds,
-        uint256[] amounts
+        bytes payments,
+        bytes credits
     );
-    /// @notice The credits of one batch, one per distinct payee, packed as
-    ///         `abi.encodePacked(address payee, uint128 amount)` repeated (36 bytes each).
-    event BatchCredited(bytes32 indexed batchId, address indexed token, bytes credits);
     /// @notice A credit was pushed out to a payee who opted in (it leaves the internal balance).
     event PushedOut(address indexed token, address indexed account, uint256 amount);
     /// @notice A push failed; the amount stays credited to the payee's internal balance.

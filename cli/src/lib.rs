@@ -1,0 +1,33 @@
+//! The `settle` command's library: parsing, configuration and the commands.
+//!
+//! It wires the other crates together and owns nothing of its own: no
+//! settlement logic, no schema, no keys. Commands validate their
+//! configuration up front and fail with one line that names the problem and
+//! the fix.
+
+pub mod dev;
+
+use clap::{Parser, Subcommand};
+
+/// The settle command line.
+#[derive(Debug, Parser)]
+#[command(name = "settle", version, about = "Split-payment settlement: contracts, relayer, indexer and API")]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the local stack (anvil and Postgres) until Ctrl-C.
+    Dev(dev::DevArgs),
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Dev(args) => dev::run(args).await,
+    }
+}
