@@ -75,13 +75,19 @@ pub struct ApiError {
 impl ApiError {
     /// An error with a detail for the client (what was wrong and how to fix it).
     pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
-        Self { code, detail: detail.into() }
+        Self {
+            code,
+            detail: detail.into(),
+        }
     }
 
     /// An internal failure: `cause` is logged, the client sees a generic detail.
     pub fn internal(cause: &dyn std::error::Error) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(ErrorCode::Internal, "the request could not be completed; try again later")
+        Self::new(
+            ErrorCode::Internal,
+            "the request could not be completed; try again later",
+        )
     }
 
     /// The stable code.
@@ -140,13 +146,20 @@ mod tests {
             .unwrap_or_default()
             .to_owned();
         let bytes = to_bytes(response.into_body(), 1 << 16).await.expect("body");
-        (status, content_type, serde_json::from_slice(&bytes).expect("json body"))
+        (
+            status,
+            content_type,
+            serde_json::from_slice(&bytes).expect("json body"),
+        )
     }
 
     #[tokio::test]
     async fn client_mistake_is_problem_json_with_code() {
-        let (status, content_type, body) =
-            render(ApiError::new(ErrorCode::SharesMismatch, "shares sum to 999999")).await;
+        let (status, content_type, body) = render(ApiError::new(
+            ErrorCode::SharesMismatch,
+            "shares sum to 999999",
+        ))
+        .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(content_type, PROBLEM_JSON);
         assert_eq!(
@@ -167,13 +180,22 @@ mod tests {
         let (status, _, body) = render(ApiError::internal(&cause)).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(body["code"], "internal");
-        assert!(!body.to_string().contains("10.0.0.5"), "leaked cause: {body}");
+        assert!(
+            !body.to_string().contains("10.0.0.5"),
+            "leaked cause: {body}"
+        );
     }
 
     #[test]
     fn auth_failures_are_distinct() {
-        assert_eq!(ErrorCode::Unauthenticated.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            ErrorCode::Unauthenticated.status(),
+            StatusCode::UNAUTHORIZED
+        );
         assert_eq!(ErrorCode::Forbidden.status(), StatusCode::FORBIDDEN);
-        assert_eq!(ErrorCode::IdempotencyConflict.status(), StatusCode::CONFLICT);
+        assert_eq!(
+            ErrorCode::IdempotencyConflict.status(),
+            StatusCode::CONFLICT
+        );
     }
 }

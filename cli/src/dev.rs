@@ -19,7 +19,11 @@ use thiserror::Error;
 #[derive(Debug, Clone, Args)]
 pub struct DevArgs {
     /// Postgres connection URL.
-    #[arg(long, env = "SETTLE_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    #[arg(
+        long,
+        env = "SETTLE_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
     pub database_url: String,
     /// Loopback port for anvil's JSON-RPC (0 picks a free one).
     #[arg(long, env = "SETTLE_ANVIL_PORT", default_value_t = 8545)]
@@ -52,7 +56,9 @@ pub enum DevError {
         reason: String,
     },
     /// Postgres does not answer.
-    #[error("cannot reach Postgres at {url}: {reason}; run ./scripts/setup or set SETTLE_DATABASE_URL")]
+    #[error(
+        "cannot reach Postgres at {url}: {reason}; run ./scripts/setup or set SETTLE_DATABASE_URL"
+    )]
     Postgres {
         /// The URL, without a password.
         url: String,
@@ -81,24 +87,44 @@ impl DevStack {
             .port(args.anvil_port)
             .timeout(30_000)
             .try_spawn()
-            .map_err(|e| DevError::AnvilStart { port: args.anvil_port, reason: e.to_string() })?;
+            .map_err(|e| DevError::AnvilStart {
+                port: args.anvil_port,
+                reason: e.to_string(),
+            })?;
         let endpoint = anvil.endpoint();
         let rpc = |e: &dyn std::fmt::Display| DevError::AnvilRpc {
             endpoint: endpoint.clone(),
             reason: e.to_string(),
         };
         let url = endpoint.parse().map_err(|e| rpc(&e))?;
-        let chain_id = ProviderBuilder::new().connect_http(url).get_chain_id().await.map_err(|e| rpc(&e))?;
+        let chain_id = ProviderBuilder::new()
+            .connect_http(url)
+            .get_chain_id()
+            .await
+            .map_err(|e| rpc(&e))?;
 
         let redacted = redact(&args.database_url);
-        let pg = |e: &dyn std::fmt::Display| DevError::Postgres { url: redacted.clone(), reason: e.to_string() };
-        let mut conn = tokio::time::timeout(Duration::from_secs(10), PgConnection::connect(&args.database_url))
+        let pg = |e: &dyn std::fmt::Display| DevError::Postgres {
+            url: redacted.clone(),
+            reason: e.to_string(),
+        };
+        let mut conn = tokio::time::timeout(
+            Duration::from_secs(10),
+            PgConnection::connect(&args.database_url),
+        )
+        .await
+        .map_err(|e| pg(&e))?
+        .map_err(|e| pg(&e))?;
+        sqlx::query("SELECT 1")
+            .execute(&mut conn)
             .await
-            .map_err(|e| pg(&e))?
             .map_err(|e| pg(&e))?;
-        sqlx::query("SELECT 1").execute(&mut conn).await.map_err(|e| pg(&e))?;
         conn.close().await.map_err(|e| pg(&e))?;
-        Ok(Self { anvil, database_url: redacted, chain_id })
+        Ok(Self {
+            anvil,
+            database_url: redacted,
+            chain_id,
+        })
     }
 
     /// anvil's JSON-RPC endpoint.
@@ -119,7 +145,8 @@ impl DevStack {
 
 /// `node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil` under the workspace, as installed by scripts/setup.
 fn default_anvil_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
 }
 
 /// The URL with any password replaced, for messages.
@@ -139,7 +166,11 @@ fn redact(url: &str) -> String {
 /// Runs the stack until Ctrl-C or SIGTERM.
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let stack = DevStack::start(&args).await?;
-    println!("settle dev: anvil      {} (chain id {})", stack.rpc_endpoint(), stack.chain_id());
+    println!(
+        "settle dev: anvil      {} (chain id {})",
+        stack.rpc_endpoint(),
+        stack.chain_id()
+    );
     println!("settle dev: postgres   {}", stack.database_url());
     println!("settle dev: running; press Ctrl-C to stop");
     shutdown_signal().await?;
@@ -175,8 +206,14 @@ mod tests {
         let endpoint = stack.rpc_endpoint();
         drop(stack);
         let url = endpoint.parse().expect("url");
-        let after = ProviderBuilder::new().connect_http(url).get_chain_id().await;
-        assert!(after.is_err(), "anvil still answers after the stack was dropped");
+        let after = ProviderBuilder::new()
+            .connect_http(url)
+            .get_chain_id()
+            .await;
+        assert!(
+            after.is_err(),
+            "anvil still answers after the stack was dropped"
+        );
     }
 
     #[tokio::test]
@@ -186,7 +223,10 @@ mod tests {
         let err = DevStack::start(&a).await.expect_err("must fail");
         let message = err.to_string();
         assert!(matches!(err, DevError::Postgres { .. }), "{message}");
-        assert!(message.contains("postgres://settle:***@127.0.0.1:1/none"), "{message}");
+        assert!(
+            message.contains("postgres://settle:***@127.0.0.1:1/none"),
+            "{message}"
+        );
         assert!(message.contains("./scripts/setup"), "{message}");
         assert!(!message.contains("secret"), "{message}");
     }
@@ -196,7 +236,10 @@ mod tests {
         let mut a = args();
         a.anvil = Some(PathBuf::from("/nonexistent/anvil"));
         let err = DevStack::start(&a).await.expect_err("must fail");
-        assert_eq!(err.to_string(), "anvil not found at /nonexistent/anvil; run ./scripts/setup or pass --anvil PATH");
+        assert_eq!(
+            err.to_string(),
+            "anvil not found at /nonexistent/anvil; run ./scripts/setup or pass --anvil PATH"
+        );
     }
 
     #[test]

@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 
 /// The settle command line.
 #[derive(Debug, Parser)]
-#[command(name = "settle", version, about = "Split-payment settlement: contracts, relayer, indexer and API")]
+#[command(
+    name = "settle",
+    version,
+    about = "Split-payment settlement: contracts, relayer, indexer and API"
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

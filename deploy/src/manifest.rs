@@ -63,10 +63,15 @@ impl Manifest {
 
     /// Reads the manifest at `path` and checks it is for `chain_id`.
     pub fn read(path: &Path, chain_id: u64) -> Result<Self, ManifestError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ManifestError::Io { path: path.to_owned(), source })?;
-        let manifest: Self = serde_json::from_str(&text)
-            .map_err(|source| ManifestError::Parse { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let manifest: Self =
+            serde_json::from_str(&text).map_err(|source| ManifestError::Parse {
+                path: path.to_owned(),
+                source,
+            })?;
         if manifest.chain_id != chain_id {
             return Err(ManifestError::WrongChain {
                 path: path.to_owned(),
@@ -79,9 +84,15 @@ impl Manifest {
 
     /// Writes the manifest to `path` (pretty JSON, trailing newline), atomically.
     pub fn write(&self, path: &Path) -> Result<(), ManifestError> {
-        let io = |source| ManifestError::Io { path: path.to_owned(), source };
-        let mut text = serde_json::to_string_pretty(self)
-            .map_err(|source| ManifestError::Parse { path: path.to_owned(), source })?;
+        let io = |source| ManifestError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mut text =
+            serde_json::to_string_pretty(self).map_err(|source| ManifestError::Parse {
+                path: path.to_owned(),
+                source,
+            })?;
         text.push('\n');
         let tmp = path.with_extension("json.tmp");
         std::fs::write(&tmp, text).map_err(io)?;
@@ -112,7 +123,11 @@ mod tests {
         sample().write(&path).expect("write");
         assert_eq!(Manifest::read(&path, 31337).expect("read"), sample());
         match Manifest::read(&path, 1) {
-            Err(ManifestError::WrongChain { expected: 1, found: 31337, .. }) => {}
+            Err(ManifestError::WrongChain {
+                expected: 1,
+                found: 31337,
+                ..
+            }) => {}
             other => panic!("expected WrongChain, got {other:?}"),
         }
     }
@@ -124,6 +139,9 @@ mod tests {
         let mut value = serde_json::to_value(sample()).expect("to json");
         value["surprise"] = serde_json::json!(1);
         std::fs::write(&path, value.to_string()).expect("write");
-        assert!(matches!(Manifest::read(&path, 31337), Err(ManifestError::Parse { .. })));
+        assert!(matches!(
+            Manifest::read(&path, 31337),
+            Err(ManifestError::Parse { .. })
+        ));
     }
 }

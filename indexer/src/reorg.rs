@@ -65,7 +65,10 @@ pub struct ReorgWindow {
 impl ReorgWindow {
     /// An empty window keeping at most `capacity` blocks (at least one).
     pub fn new(capacity: usize) -> Self {
-        Self { blocks: VecDeque::new(), capacity: capacity.max(1) }
+        Self {
+            blocks: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
     }
 
     /// The newest block held.
@@ -78,7 +81,10 @@ impl ReorgWindow {
     pub fn advance(&mut self, block: BlockRef) -> Result<Advance, ReorgError> {
         if let Some(head) = self.blocks.back() {
             if head.number.checked_add(1) != Some(block.number) {
-                return Err(ReorgError::NotNext { head: head.number, got: block.number });
+                return Err(ReorgError::NotNext {
+                    head: head.number,
+                    got: block.number,
+                });
             }
             if head.hash != block.parent_hash {
                 return Ok(Advance::Reorg);
@@ -124,7 +130,11 @@ mod tests {
     }
 
     fn block(fork: u8, n: u64, parent_fork: u8) -> BlockRef {
-        BlockRef { number: n, hash: hash(fork, n), parent_hash: hash(parent_fork, n.saturating_sub(1)) }
+        BlockRef {
+            number: n,
+            hash: hash(fork, n),
+            parent_hash: hash(parent_fork, n.saturating_sub(1)),
+        }
     }
 
     fn window_of(range: std::ops::RangeInclusive<u64>, capacity: usize) -> ReorgWindow {
@@ -150,12 +160,21 @@ mod tests {
     fn reorg_deeper_than_window_is_an_error() {
         let mut w = window_of(10..=20, 5);
         let err = w.rewind(|n| Some(hash(9, n)));
-        assert_eq!(err, Err(ReorgError::TooDeep { oldest: 16, head: 20 }));
+        assert_eq!(
+            err,
+            Err(ReorgError::TooDeep {
+                oldest: 16,
+                head: 20
+            })
+        );
     }
 
     #[test]
     fn gap_is_rejected() {
         let mut w = window_of(1..=3, 8);
-        assert_eq!(w.advance(block(0, 5, 0)), Err(ReorgError::NotNext { head: 3, got: 5 }));
+        assert_eq!(
+            w.advance(block(0, 5, 0)),
+            Err(ReorgError::NotNext { head: 3, got: 5 })
+        );
     }
 }

@@ -1,1 +1,13 @@
-//! placeholder
+//! The relayer: from accepted payment instructions to settled batches.
+//!
+//! This crate owns intake, batching, signing through the HSM and transaction
+//! submission with its nonce ledger (growing issue by issue). Today it holds
+//! the PKCS#11 signer ([`hsm`]).
+//!
+//! It must never hold key material in memory (keys stay in the HSM; only
+//! labels are configured), never acknowledge an instruction before it is
+//! durable, and never sign the same batch nonce twice.
+
+pub mod hsm;
+
+pub use hsm::{HsmError, HsmSigner};

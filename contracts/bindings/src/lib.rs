@@ -26,9 +26,14 @@ mod generated {
         SettleMultisig,
         "../artifacts/SettleMultisig.json"
     );
+    alloy::sol!(
+        #[sol(rpc, all_derives)]
+        ERC1967Proxy,
+        "../artifacts/ERC1967Proxy.json"
+    );
 }
 
-pub use generated::{ISplitSettlement, SettleMultisig, SplitSettlement};
+pub use generated::{ERC1967Proxy, ISplitSettlement, SettleMultisig, SplitSettlement};
 pub use payment::{Leg, Payment, PaymentError, batch_credits, decode_payments, encode_payments};
 
 /// A batch as the contract takes it (`payments` packed, see [`payment`]).

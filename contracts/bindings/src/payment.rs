@@ -82,11 +82,16 @@ pub enum PaymentError {
 
 /// Packs payments into `Batch.payments`.
 pub fn encode_payments(payments: &[Payment]) -> Result<Bytes, PaymentError> {
-    let size = payments.iter().map(|p| PAYMENT_HEADER + LEG_SIZE * p.legs.len()).sum();
+    let size = payments
+        .iter()
+        .map(|p| PAYMENT_HEADER + LEG_SIZE * p.legs.len())
+        .sum();
     let mut out = Vec::with_capacity(size);
     for (index, p) in payments.iter().enumerate() {
-        let count = u8::try_from(p.legs.len())
-            .map_err(|_| PaymentError::TooManyLegs { payment: index, legs: p.legs.len() })?;
+        let count = u8::try_from(p.legs.len()).map_err(|_| PaymentError::TooManyLegs {
+            payment: index,
+            legs: p.legs.len(),
+        })?;
         out.extend_from_slice(p.payment_id.as_slice());
         out.extend_from_slice(&p.amount.to_be_bytes());
         out.push(count);
@@ -108,7 +113,9 @@ pub fn decode_payments(mut bytes: &[u8]) -> Result<Vec<Payment>, PaymentError> {
         let (id, header) = header.split_at(32);
         let (amount, count) = header.split_at(16);
         let leg_count = usize::from(count[0]);
-        let (legs_bytes, rest) = rest.split_at_checked(leg_count * LEG_SIZE).ok_or(malformed)?;
+        let (legs_bytes, rest) = rest
+            .split_at_checked(leg_count * LEG_SIZE)
+            .ok_or(malformed)?;
         let legs = legs_bytes
             .chunks_exact(LEG_SIZE)
             .map(|leg| Leg {
@@ -128,7 +135,10 @@ pub fn decode_payments(mut bytes: &[u8]) -> Result<Vec<Payment>, PaymentError> {
 
 /// What a batch credits each of its `payee_count` payees, and its total, exactly as
 /// the contract computes it (the same checks, in the same order).
-pub fn batch_credits(payee_count: usize, payments: &[Payment]) -> Result<(Vec<u128>, u128), PaymentError> {
+pub fn batch_credits(
+    payee_count: usize,
+    payments: &[Payment],
+) -> Result<(Vec<u128>, u128), PaymentError> {
     if payments.is_empty() {
         return Err(PaymentError::Empty);
     }
@@ -136,14 +146,20 @@ pub fn batch_credits(payee_count: usize, payments: &[Payment]) -> Result<(Vec<u1
     let mut total: u128 = 0;
     for (index, p) in payments.iter().enumerate() {
         let shares: Vec<u32> = p.legs.iter().map(|l| l.share).collect();
-        let parts = split(p.amount, &shares).map_err(|source| PaymentError::Split { payment: index, source })?;
+        let parts = split(p.amount, &shares).map_err(|source| PaymentError::Split {
+            payment: index,
+            source,
+        })?;
         for (leg_index, (leg, part)) in p.legs.iter().zip(parts).enumerate() {
-            let slot = credits.get_mut(usize::from(leg.payee)).ok_or(PaymentError::UnknownPayee {
-                payment: index,
-                leg: leg_index,
-                payee: leg.payee,
-                payees: payee_count,
-            })?;
+            let slot =
+                credits
+                    .get_mut(usize::from(leg.payee))
+                    .ok_or(PaymentError::UnknownPayee {
+                        payment: index,
+                        leg: leg_index,
+                        payee: leg.payee,
+                        payees: payee_count,
+                    })?;
             // A batch's total is bounded by the daily cap (a uint128) on-chain; off-chain it saturates
             // only for inputs the contract would reject anyway.
             *slot = slot.saturating_add(part);
@@ -163,9 +179,18 @@ mod tests {
             payment_id: B256::repeat_byte(0x11),
             amount,
             legs: vec![
-                Leg { payee: 0, share: 900_000 },
-                Leg { payee: 1, share: 70_000 },
-                Leg { payee: 2, share: 30_000 },
+                Leg {
+                    payee: 0,
+                    share: 900_000,
+                },
+                Leg {
+                    payee: 1,
+                    share: 70_000,
+                },
+                Leg {
+                    payee: 2,
+                    share: 30_000,
+                },
             ],
         }
     }
@@ -186,18 +211,30 @@ mod tests {
     fn truncated_bytes_name_the_payment() {
         let bytes = encode_payments(&[three_way(1), three_way(2)]).expect("encode");
         let cut = &bytes[..bytes.len() - 1];
-        assert_eq!(decode_payments(cut), Err(PaymentError::Malformed { payment: 1 }));
-        assert_eq!(decode_payments(&bytes[..10]), Err(PaymentError::Malformed { payment: 0 }));
+        assert_eq!(
+            decode_payments(cut),
+            Err(PaymentError::Malformed { payment: 1 })
+        );
+        assert_eq!(
+            decode_payments(&bytes[..10]),
+            Err(PaymentError::Malformed { payment: 0 })
+        );
     }
 
     #[test]
     fn credits_aggregate_per_payee() {
-        let (credits, total) = batch_credits(3, &[three_way(1001), three_way(1001)]).expect("credits");
+        let (credits, total) =
+            batch_credits(3, &[three_way(1001), three_way(1001)]).expect("credits");
         assert_eq!(credits, vec![1802, 140, 60]);
         assert_eq!(total, 2002);
         assert_eq!(
             batch_credits(2, &[three_way(5)]),
-            Err(PaymentError::UnknownPayee { payment: 0, leg: 2, payee: 2, payees: 2 })
+            Err(PaymentError::UnknownPayee {
+                payment: 0,
+                leg: 2,
+                payee: 2,
+                payees: 2
+            })
         );
         assert_eq!(batch_credits(3, &[]), Err(PaymentError::Empty));
     }
@@ -206,7 +243,13 @@ mod tests {
     fn too_many_legs_is_an_error() {
         let mut p = three_way(1);
         p.legs = vec![Leg { payee: 0, share: 1 }; 256];
-        assert_eq!(encode_payments(&[p]), Err(PaymentError::TooManyLegs { payment: 0, legs: 256 }));
+        assert_eq!(
+            encode_payments(&[p]),
+            Err(PaymentError::TooManyLegs {
+                payment: 0,
+                legs: 256
+            })
+        );
     }
 
     proptest! {

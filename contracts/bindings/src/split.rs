@@ -79,7 +79,10 @@ mod tests {
 
     #[test]
     fn remainder_goes_to_first_leg() {
-        assert_eq!(split(1001, &[900_000, 70_000, 30_000]), Ok(vec![901, 70, 30]));
+        assert_eq!(
+            split(1001, &[900_000, 70_000, 30_000]),
+            Ok(vec![901, 70, 30])
+        );
         assert_eq!(split(1, &[500_000, 500_000]), Ok(vec![1, 0]));
         assert_eq!(split(u128::MAX, &[SCALE]), Ok(vec![u128::MAX]));
     }

@@ -1,0 +1,185 @@
+use alloy::{
+    network::EthereumWallet,
+    primitives::{Address, B256, FixedBytes, U256, keccak256},
+    providers::{Provider, ProviderBuilder},
+};
+use settle_contracts::{
+    Batch, ERC1967Proxy, Leg, Payment, SplitSettlement, digest::batch_digest, encode_payments,
+};
+use settle_relayer::{HsmError, HsmSigner};
+use settle_testkit::{TestChain, TestToken, pkcs11, softhsm};
+
+const HALF_N: U256 = U256::from_be_slice(&[
+    0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0x5d, 0x57, 0x6e, 0x73, 0x57, 0xa4, 0x50, 0x1d, 0xdf, 0xe9, 0x2f, 0x46, 0x68, 0x1b, 0x20, 0xa0,
+]);
+
+fn open(token: &TestToken) -> HsmSigner {
+    HsmSigner::open(
+        pkcs11().expect("pkcs11"),
+        token.token_label(),
+        token.user_pin(),
+        token.key_label(),
+    )
+    .expect("signer opens")
+}
+
+#[test]
+fn signs_low_s_and_recovers_to_the_token_key() {
+    let token = TestToken::create().expect("token");
+    let signer = open(&token);
+    assert_eq!(signer.address(), token.address());
+    for i in 0u64..64 {
+        let hash = keccak256(i.to_be_bytes());
+        let sig = signer.sign_hash(&hash).expect("sign");
+        assert!(sig.s() <= HALF_N, "high s for message {i}");
+        assert_eq!(
+            sig.recover_address_from_prehash(&hash).expect("recover"),
+            token.address()
+        );
+    }
+}
+
+#[test]
+fn clear_errors_for_wrong_pin_label_and_key() {
+    let token = TestToken::create().expect("token");
+    let ctx = pkcs11().expect("pkcs11");
+    let err = HsmSigner::open(ctx, "no-such-token", token.user_pin(), token.key_label())
+        .expect_err("no token");
+    assert!(
+        matches!(err, HsmError::TokenNotFound(ref l) if l == "no-such-token"),
+        "{err}"
+    );
+    let err = HsmSigner::open(ctx, token.token_label(), "wrong-pin", token.key_label())
+        .expect_err("bad pin");
+    assert!(matches!(err, HsmError::WrongPin(_)), "{err}");
+    let err =
+        HsmSigner::open(ctx, token.token_label(), token.user_pin(), "nope").expect_err("no key");
+    assert!(
+        matches!(err, HsmError::KeyNotFound { ref key, .. } if key == "nope"),
+        "{err}"
+    );
+    assert_eq!(softhsm::KEY_LABEL, token.key_label());
+}
+
+/// The contract accepts a batch whose EIP-712 digest the HSM key signed.
+#[tokio::test]
+async fn contract_accepts_a_batch_signed_in_the_hsm() {
+    let token = TestToken::create().expect("token");
+    let hsm = open(&token);
+    let chain = TestChain::start().expect("anvil");
+    let owner = chain.addresses()[0];
+    let provider = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(chain.signers()[0].clone()))
+        .connect_http(chain.endpoint_url());
+
+    let implementation = SplitSettlement::deploy(&provider)
+        .await
+        .expect("deploy implementation");
+    let init = SplitSettlement::initializeCall {
+        owner_: owner,
+        guardian_: owner,
+    };
+    let proxy = ERC1967Proxy::deploy(
+        &provider,
+        *implementation.address(),
+        alloy::sol_types::SolCall::abi_encode(&init).into(),
+    )
+    .await
+    .expect("deploy proxy");
+    let settlement = SplitSettlement::new(*proxy.address(), &provider);
+    settlement
+        .setSigner(hsm.address(), true)
+        .send()
+        .await
+        .expect("send")
+        .get_receipt()
+        .await
+        .expect("mined");
+    settlement
+        .setTokenConfig(Address::ZERO, true, u128::MAX, u128::MAX)
+        .send()
+        .await
+        .expect("send")
+        .get_receipt()
+        .await
+        .expect("mined");
+
+    let merchant = Address::repeat_byte(0x10);
+    let platform = Address::repeat_byte(0x20);
+    let payments = vec![Payment {
+        payment_id: B256::repeat_byte(0xaa),
+        amount: 1_000_001,
+        legs: vec![
+            Leg {
+                payee: 0,
+                share: 950_000,
+            },
+            Leg {
+                payee: 1,
+                share: 50_000,
+            },
+        ],
+    }];
+    let batch = Batch {
+        batchId: FixedBytes::repeat_byte(0x01),
+        nonce: U256::from(42),
+        deadline: u64::MAX,
+        token: Address::ZERO,
+        funder: owner,
+        funding: 1,
+        payees: vec![merchant, platform],
+        payments: encode_payments(&payments).expect("encode"),
+    };
+    let digest = batch_digest(&batch, chain.chain_id(), *settlement.address());
+    assert_eq!(
+        settlement
+            .batchDigest(batch.clone())
+            .call()
+            .await
+            .expect("digest"),
+        digest
+    );
+    let signature = hsm.sign_hash(&digest).expect("hsm signs");
+    let tx = settlement
+        .settleBatch(batch, signature.as_bytes().into())
+        .value(U256::from(1_000_001u64))
+        .send()
+        .await
+        .expect("settle sent")
+        .get_receipt()
+        .await
+        .expect("settle mined");
+    assert!(tx.status(), "settleBatch reverted");
+    // 1,000,001 * 5% = 50,000.05 -> 50,000 to the platform; the merchant takes the rest.
+    assert_eq!(
+        settlement
+            .balanceOf(Address::ZERO, merchant)
+            .call()
+            .await
+            .expect("bal"),
+        U256::from(950_001u64)
+    );
+    assert_eq!(
+        settlement
+            .balanceOf(Address::ZERO, platform)
+            .call()
+            .await
+            .expect("bal"),
+        U256::from(50_000u64)
+    );
+    assert!(
+        settlement
+            .isNonceUsed(hsm.address(), U256::from(42))
+            .call()
+            .await
+            .expect("nonce")
+    );
+    assert_eq!(
+        provider
+            .get_balance(*settlement.address())
+            .await
+            .expect("held"),
+        U256::from(1_000_001u64)
+    );
+}

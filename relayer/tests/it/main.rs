@@ -1,0 +1,3 @@
+//! Relayer integration tests against real SoftHSM2 tokens and a real anvil chain.
+
+mod hsm;
