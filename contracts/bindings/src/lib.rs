@@ -14,7 +14,7 @@ pub mod digest;
 pub mod payment;
 pub mod split;
 
-#[allow(missing_docs)] // generated from the contracts' ABI, documented by their NatSpec
+#[allow(missing_docs, clippy::too_many_arguments)] // generated from the contracts' ABI, documented by their NatSpec
 mod generated {
     alloy::sol!(
         #[sol(rpc, all_derives)]

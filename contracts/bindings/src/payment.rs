@@ -84,8 +84,8 @@ pub enum PaymentError {
 pub fn encode_payments(payments: &[Payment]) -> Result<Bytes, PaymentError> {
     let size = payments
         .iter()
-        .map(|p| PAYMENT_HEADER + LEG_SIZE * p.legs.len())
-        .sum();
+        .map(|p| p.legs.len().saturating_mul(LEG_SIZE).saturating_add(PAYMENT_HEADER))
+        .fold(0usize, usize::saturating_add);
     let mut out = Vec::with_capacity(size);
     for (index, p) in payments.iter().enumerate() {
         let count = u8::try_from(p.legs.len()).map_err(|_| PaymentError::TooManyLegs {
@@ -114,7 +114,7 @@ pub fn decode_payments(mut bytes: &[u8]) -> Result<Vec<Payment>, PaymentError> {
         let (amount, count) = header.split_at(16);
         let leg_count = usize::from(count[0]);
         let (legs_bytes, rest) = rest
-            .split_at_checked(leg_count * LEG_SIZE)
+            .split_at_checked(leg_count.saturating_mul(LEG_SIZE))
             .ok_or(malformed)?;
         let legs = legs_bytes
             .chunks_exact(LEG_SIZE)
@@ -170,6 +170,7 @@ pub fn batch_credits(
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)] // test arithmetic on bounded values
 mod tests {
     use super::*;
     use proptest::prelude::*;

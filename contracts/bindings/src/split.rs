@@ -36,13 +36,12 @@ pub enum SplitError {
 ///
 /// Exact without widening: with `amount = q * SCALE + r`,
 /// `floor(amount * share / SCALE) = q * share + floor(r * share / SCALE)`.
-fn portion(amount: u128, share: u32) -> u128 {
+fn portion(amount: u128, share: u32) -> Option<u128> {
     let scale = u128::from(SCALE);
     let share = u128::from(share);
-    let (q, r) = (amount / scale, amount % scale);
+    let (q, r) = (amount.checked_div(scale)?, amount.checked_rem(scale)?);
     // q * share <= amount because share <= SCALE; r * share < SCALE^2 = 10^12.
-    q.saturating_mul(share)
-        .saturating_add(r.saturating_mul(share) / scale)
+    q.checked_mul(share)?.checked_add(r.checked_mul(share)?.checked_div(scale)?)
 }
 
 /// Splits `amount` by `shares`, returning what each leg gets, in order.
@@ -65,14 +64,18 @@ pub fn split(amount: u128, shares: &[u32]) -> Result<Vec<u128>, SplitError> {
     if sum != u64::from(SCALE) {
         return Err(SplitError::SharesMismatch { sum });
     }
-    let mut parts: Vec<u128> = shares.iter().map(|&s| portion(amount, s)).collect();
-    let others: u128 = parts.iter().skip(1).sum();
+    // Shares are validated above (each in 1..=SCALE, summing to SCALE), so none of the checked
+    // steps below can fail; they are checked so that a broken invariant is an error, not a wrong amount.
+    let overflow = SplitError::SharesMismatch { sum };
+    let mut parts = shares.iter().map(|&s| portion(amount, s)).collect::<Option<Vec<u128>>>().ok_or(overflow)?;
+    let others = parts.iter().skip(1).try_fold(0u128, |acc, &p| acc.checked_add(p)).ok_or(overflow)?;
     // others <= amount: the other legs' shares sum to at most SCALE - shares[0].
-    parts[0] = amount - others;
+    parts[0] = amount.checked_sub(others).ok_or(overflow)?;
     Ok(parts)
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)] // test arithmetic on bounded values
 mod tests {
     use super::*;
     use proptest::prelude::*;
