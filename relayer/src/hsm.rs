@@ -190,7 +190,9 @@ pub fn ethereum_signature(raw: &[u8], hash: &B256, signer: Address) -> Result<Si
     let mut s = U256::from_be_slice(&raw[32..]);
     // Fold a high s into the lower half: (r, n - s) is the same signature with the other parity.
     if s > SECP256K1_N.wrapping_shr(1) {
-        s = SECP256K1_N.checked_sub(s).ok_or(HsmError::BadSignature(raw.len()))?;
+        s = SECP256K1_N
+            .checked_sub(s)
+            .ok_or(HsmError::BadSignature(raw.len()))?;
     }
     [false, true]
         .into_iter()

@@ -6,7 +6,7 @@
 //! `Batch.payees`. This module encodes and decodes that form and computes the
 //! credits a batch makes, exactly as `SplitSettlement._tally` does.
 
-use alloy::primitives::{B256, Bytes};
+use alloy::primitives::{B256, Bytes, U256};
 use thiserror::Error;
 
 use crate::split::{SplitError, split};
@@ -84,7 +84,12 @@ pub enum PaymentError {
 pub fn encode_payments(payments: &[Payment]) -> Result<Bytes, PaymentError> {
     let size = payments
         .iter()
-        .map(|p| p.legs.len().saturating_mul(LEG_SIZE).saturating_add(PAYMENT_HEADER))
+        .map(|p| {
+            p.legs
+                .len()
+                .saturating_mul(LEG_SIZE)
+                .saturating_add(PAYMENT_HEADER)
+        })
         .fold(0usize, usize::saturating_add);
     let mut out = Vec::with_capacity(size);
     for (index, p) in payments.iter().enumerate() {
@@ -134,37 +139,50 @@ pub fn decode_payments(mut bytes: &[u8]) -> Result<Vec<Payment>, PaymentError> {
 }
 
 /// What a batch credits each of its `payee_count` payees, and its total, exactly as
-/// the contract computes it (the same checks, in the same order).
+/// the contract computes them: the same checks in the same order (per payment: amount,
+/// legs; per leg: share, payee; then the share sum), and 256-bit sums like its `uint256`s.
 pub fn batch_credits(
     payee_count: usize,
     payments: &[Payment],
-) -> Result<(Vec<u128>, u128), PaymentError> {
+) -> Result<(Vec<U256>, U256), PaymentError> {
     if payments.is_empty() {
         return Err(PaymentError::Empty);
     }
-    let mut credits = vec![0u128; payee_count];
-    let mut total: u128 = 0;
+    let mut credits = vec![U256::ZERO; payee_count];
+    let mut total = U256::ZERO;
     for (index, p) in payments.iter().enumerate() {
-        let shares: Vec<u32> = p.legs.iter().map(|l| l.share).collect();
-        let parts = split(p.amount, &shares).map_err(|source| PaymentError::Split {
+        let split_error = |source| PaymentError::Split {
             payment: index,
             source,
-        })?;
-        for (leg_index, (leg, part)) in p.legs.iter().zip(parts).enumerate() {
-            let slot =
-                credits
-                    .get_mut(usize::from(leg.payee))
-                    .ok_or(PaymentError::UnknownPayee {
-                        payment: index,
-                        leg: leg_index,
-                        payee: leg.payee,
-                        payees: payee_count,
-                    })?;
-            // A batch's total is bounded by the daily cap (a uint128) on-chain; off-chain it saturates
-            // only for inputs the contract would reject anyway.
-            *slot = slot.saturating_add(part);
+        };
+        if p.amount == 0 {
+            return Err(split_error(SplitError::ZeroAmount));
         }
-        total = total.saturating_add(p.amount);
+        if p.legs.is_empty() {
+            return Err(split_error(SplitError::EmptySplit));
+        }
+        for (leg_index, leg) in p.legs.iter().enumerate() {
+            if leg.share == 0 {
+                return Err(split_error(SplitError::ZeroShare { leg: leg_index }));
+            }
+            if usize::from(leg.payee) >= payee_count {
+                return Err(PaymentError::UnknownPayee {
+                    payment: index,
+                    leg: leg_index,
+                    payee: leg.payee,
+                    payees: payee_count,
+                });
+            }
+        }
+        let shares: Vec<u32> = p.legs.iter().map(|l| l.share).collect();
+        let parts = split(p.amount, &shares).map_err(split_error)?;
+        for (leg, part) in p.legs.iter().zip(parts) {
+            // Indexes were checked above; sums of u128 parts cannot overflow 256 bits.
+            if let Some(slot) = credits.get_mut(usize::from(leg.payee)) {
+                *slot = slot.saturating_add(U256::from(part));
+            }
+        }
+        total = total.saturating_add(U256::from(p.amount));
     }
     Ok((credits, total))
 }
@@ -226,8 +244,8 @@ mod tests {
     fn credits_aggregate_per_payee() {
         let (credits, total) =
             batch_credits(3, &[three_way(1001), three_way(1001)]).expect("credits");
-        assert_eq!(credits, vec![1802, 140, 60]);
-        assert_eq!(total, 2002);
+        assert_eq!(credits, [1802u64, 140, 60].map(U256::from).to_vec());
+        assert_eq!(total, U256::from(2002));
         assert_eq!(
             batch_credits(2, &[three_way(5)]),
             Err(PaymentError::UnknownPayee {

@@ -41,7 +41,8 @@ fn portion(amount: u128, share: u32) -> Option<u128> {
     let share = u128::from(share);
     let (q, r) = (amount.checked_div(scale)?, amount.checked_rem(scale)?);
     // q * share <= amount because share <= SCALE; r * share < SCALE^2 = 10^12.
-    q.checked_mul(share)?.checked_add(r.checked_mul(share)?.checked_div(scale)?)
+    q.checked_mul(share)?
+        .checked_add(r.checked_mul(share)?.checked_div(scale)?)
 }
 
 /// Splits `amount` by `shares`, returning what each leg gets, in order.
@@ -67,8 +68,16 @@ pub fn split(amount: u128, shares: &[u32]) -> Result<Vec<u128>, SplitError> {
     // Shares are validated above (each in 1..=SCALE, summing to SCALE), so none of the checked
     // steps below can fail; they are checked so that a broken invariant is an error, not a wrong amount.
     let overflow = SplitError::SharesMismatch { sum };
-    let mut parts = shares.iter().map(|&s| portion(amount, s)).collect::<Option<Vec<u128>>>().ok_or(overflow)?;
-    let others = parts.iter().skip(1).try_fold(0u128, |acc, &p| acc.checked_add(p)).ok_or(overflow)?;
+    let mut parts = shares
+        .iter()
+        .map(|&s| portion(amount, s))
+        .collect::<Option<Vec<u128>>>()
+        .ok_or(overflow)?;
+    let others = parts
+        .iter()
+        .skip(1)
+        .try_fold(0u128, |acc, &p| acc.checked_add(p))
+        .ok_or(overflow)?;
     // others <= amount: the other legs' shares sum to at most SCALE - shares[0].
     parts[0] = amount.checked_sub(others).ok_or(overflow)?;
     Ok(parts)
