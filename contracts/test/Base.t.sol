@@ -8,6 +8,7 @@ import {SplitSettlement} from "../src/SplitSettlement.sol";
 import {ISplitSettlement} from "../src/interfaces/ISplitSettlement.sol";
 import {TestToken} from "./utils/Tokens.sol";
 import {Draft, DraftPayment, Leg, Drafts} from "./utils/Draft.sol";
+import {Shipped} from "./utils/Shipped.sol";
 
 /// @notice Shared setup: a SplitSettlement proxy owned by this test, one signer, one token, one funder.
 abstract contract Base is Test {
@@ -26,7 +27,7 @@ abstract contract Base is Test {
     function setUp() public virtual {
         vm.warp(1_750_000_000);
         signer = vm.addr(signerKey);
-        SplitSettlement impl = new SplitSettlement();
+        SplitSettlement impl = Shipped.splitSettlement();
         settlement = SplitSettlement(
             address(
                 new ERC1967Proxy(

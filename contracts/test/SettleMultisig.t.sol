@@ -9,6 +9,7 @@ import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/Messa
 import {SettleMultisig} from "../src/SettleMultisig.sol";
 import {ISettleMultisig} from "../src/interfaces/ISettleMultisig.sol";
 import {MultisigSigning} from "./utils/MultisigSigning.sol";
+import {Shipped} from "./utils/Shipped.sol";
 
 /// @dev Test-only call target: records who called it and can fail on demand.
 contract SettleTarget {
@@ -57,7 +58,7 @@ contract SettleMultisigTest is MultisigSigning {
         ownerB = vm.addr(KEY_B);
         ownerC = vm.addr(KEY_C);
         outsider = vm.addr(OUTSIDER_KEY);
-        multisig = new SettleMultisig(_addresses(ownerA, ownerB, ownerC), 2);
+        multisig = Shipped.multisig(_addresses(ownerA, ownerB, ownerC), 2);
         target = new SettleTarget();
     }
 

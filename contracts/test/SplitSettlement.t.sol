@@ -11,6 +11,7 @@ import {Draft, DraftPayment, Leg} from "./utils/Draft.sol";
 import {ISplitSettlement} from "../src/interfaces/ISplitSettlement.sol";
 import {SplitSettlement} from "../src/SplitSettlement.sol";
 import {FeeToken, BlockingToken, RejectingReceiver, GasBurner, TestToken} from "./utils/Tokens.sol";
+import {Shipped} from "./utils/Shipped.sol";
 
 contract SplitSettlementTest is Base {
     address internal merchant = address(0x1000);
@@ -495,7 +496,7 @@ contract SplitSettlementTest is Base {
 
     function test_onlyOwnerConfiguration() public {
         address stranger = makeAddr("stranger");
-        address v2 = address(new SplitSettlement());
+        address v2 = address(Shipped.splitSettlement());
         vm.startPrank(stranger);
         bytes memory err = abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger);
         vm.expectRevert(err);
@@ -553,7 +554,7 @@ contract SplitSettlementTest is Base {
     function test_initialize_onlyOnce() public {
         vm.expectRevert(Initializable.InvalidInitialization.selector);
         settlement.initialize(address(this), guardian);
-        SplitSettlement impl = new SplitSettlement();
+        SplitSettlement impl = Shipped.splitSettlement();
         vm.expectRevert(Initializable.InvalidInitialization.selector);
         impl.initialize(address(this), guardian);
     }

@@ -19,6 +19,7 @@ import {Draft, DraftPayment, Leg} from "./utils/Draft.sol";
 import {MultisigSigning} from "./utils/MultisigSigning.sol";
 import {TestToken} from "./utils/Tokens.sol";
 import {SplitSettlementV2} from "./mocks/SplitSettlementV2.sol";
+import {Shipped} from "./utils/Shipped.sol";
 
 /// @notice Upgrades SplitSettlement through the production governance path:
 ///         2-of-3 SettleMultisig -> TimelockController (2 days) -> proxy owner.
@@ -70,13 +71,13 @@ contract UpgradeTest is Base, MultisigSigning {
         owners[0] = ownerA;
         owners[1] = ownerB;
         owners[2] = ownerC;
-        multisig = new SettleMultisig(owners, 2);
+        multisig = Shipped.multisig(owners, 2);
 
         address[] memory roles = new address[](1);
         roles[0] = address(multisig);
         timelock = new TimelockController(MIN_DELAY, roles, roles, address(0));
 
-        implV1 = new SplitSettlement();
+        implV1 = Shipped.splitSettlement();
         settlement = SplitSettlement(
             address(
                 new ERC1967Proxy(

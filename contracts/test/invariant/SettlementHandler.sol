@@ -9,6 +9,7 @@ import {SplitSettlement} from "../../src/SplitSettlement.sol";
 import {ISplitSettlement} from "../../src/interfaces/ISplitSettlement.sol";
 import {TestToken, RejectingReceiver} from "../utils/Tokens.sol";
 import {Draft, DraftPayment, Leg, Drafts} from "../utils/Draft.sol";
+import {Shipped} from "../utils/Shipped.sol";
 
 /// @notice Drives a SplitSettlement proxy with bounded deposits, signed batches, replays, withdrawals
 ///         and push preferences, and keeps ghost totals of every flow per token (ERC-20 and native).
@@ -65,7 +66,7 @@ contract SettlementHandler is Test {
 
     constructor() {
         signer = vm.addr(SIGNER_KEY);
-        SplitSettlement impl = new SplitSettlement();
+        SplitSettlement impl = Shipped.splitSettlement();
         settlement = SplitSettlement(
             address(
                 new ERC1967Proxy(
