@@ -1,3 +1,4 @@
 //! Relayer integration tests against real SoftHSM2 tokens and a real anvil chain.
 
 mod hsm;
+mod intake;
