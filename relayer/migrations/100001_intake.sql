@@ -5,6 +5,8 @@ CREATE SCHEMA IF NOT EXISTS relayer;
 
 CREATE TABLE relayer.instructions (
     id              uuid        PRIMARY KEY,
+    -- Arrival order, also within one bulk submission.
+    seq             bigint      GENERATED ALWAYS AS IDENTITY UNIQUE,
     integrator      text        NOT NULL,
     idempotency_key text        NOT NULL,
     -- keccak256 of the canonical request: same key + same hash is a replay, another hash a conflict.
@@ -35,5 +37,4 @@ CREATE TABLE relayer.instruction_legs (
 -- Rolling per-integrator caps sum recent amounts per chain and token.
 CREATE INDEX instructions_recent ON relayer.instructions (integrator, chain_id, token, created_at);
 -- The batcher takes pending work per chain, token and funder in arrival order.
-CREATE INDEX instructions_pending ON relayer.instructions (chain_id, token, funder, created_at)
-    WHERE status = 'accepted';
+CREATE INDEX instructions_pending ON relayer.instructions (chain_id, seq) WHERE status = 'accepted';

@@ -519,7 +519,8 @@ async fn insert(
              (id, integrator, idempotency_key, request_hash, payment_id, chain_id, token, funder, amount)
          SELECT id, $1, key, hash, pid, chain, token, funder, amount::numeric
          FROM unnest($2::uuid[], $3::text[], $4::bytea[], $5::bytea[], $6::bigint[], $7::bytea[], $8::bytea[], $9::text[])
-              AS t(id, key, hash, pid, chain, token, funder, amount)",
+              WITH ORDINALITY AS t(id, key, hash, pid, chain, token, funder, amount, ord)
+         ORDER BY ord",
     )
     .bind(integrator)
     .bind(&ids)
