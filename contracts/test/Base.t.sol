@@ -23,6 +23,9 @@ abstract contract Base is Test {
     address internal signer;
     address internal guardian = makeAddr("guardian");
     address internal funder = makeAddr("funder");
+    address internal merchant = address(0x1000);
+    address internal platform = address(0x2000);
+    address internal referrer = address(0x3000);
 
     function setUp() public virtual {
         vm.warp(1_750_000_000);
@@ -56,6 +59,16 @@ abstract contract Base is Test {
         b.funding = 0;
         b.payees = payees;
         b.payments = new DraftPayment[](paymentCount);
+    }
+
+    /// @dev One payment of `amount` in the test token split 90% / 7% / 3%, drawn from the deposit.
+    function _threeWay(uint256 nonce, uint256 amount) internal view returns (Draft memory b) {
+        address[] memory payees = new address[](3);
+        payees[0] = merchant;
+        payees[1] = platform;
+        payees[2] = referrer;
+        b = _emptyBatch(address(token), nonce, payees, 1);
+        b.payments[0] = _payment(bytes32("p1"), amount, _legs3(0, 900_000, 1, 70_000, 2, 30_000));
     }
 
     function _leg(uint256 payee, uint256 share) internal pure returns (Leg memory) {

@@ -15,10 +15,6 @@ contract SplitSettlementFuzzTest is Base {
     /// @dev The largest chain id accepted by EIP-2294 bounds (and so by `vm.chainId`).
     uint256 internal constant MAX_CHAIN_ID = type(uint64).max / 2 - 36;
 
-    address internal constant MERCHANT = address(0x1000);
-    address internal constant PLATFORM = address(0x2000);
-    address internal constant REFERRER = address(0x3000);
-
     // ------------------------------------------------------------ helpers
 
     /// @dev Normalises `n` raw weights to shares of at least 1 summing exactly to SCALE. The first share
@@ -53,16 +49,6 @@ contract SplitSettlementFuzzTest is Base {
 
     function _holdings(address token_) internal view returns (uint256) {
         return token_ == address(0) ? address(settlement).balance : token.balanceOf(address(settlement));
-    }
-
-    /// @dev A three-way split (90% / 7% / 3%) of `amount` in the test token, drawn from the deposit.
-    function _threeWay(uint256 nonce, uint256 amount) internal view returns (Draft memory b) {
-        address[] memory payees = new address[](3);
-        payees[0] = MERCHANT;
-        payees[1] = PLATFORM;
-        payees[2] = REFERRER;
-        b = _emptyBatch(address(token), nonce, payees, 1);
-        b.payments[0] = _payment(bytes32("p1"), amount, _legs3(0, 900_000, 1, 70_000, 2, 30_000));
     }
 
     // ------------------------------------------------------------ split math
@@ -140,7 +126,7 @@ contract SplitSettlementFuzzTest is Base {
         settlement.settleBatch(_pack(b), sig);
         // Drawn once only.
         assertEq(settlement.balanceOf(address(token), funder), 100);
-        assertEq(settlement.balanceOf(address(token), MERCHANT), 90);
+        assertEq(settlement.balanceOf(address(token), merchant), 90);
     }
 
     /// @notice A signature made on one chain recovers to some other address on another chain.

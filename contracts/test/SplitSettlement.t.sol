@@ -14,19 +14,6 @@ import {FeeToken, BlockingToken, RejectingReceiver, GasBurner, TestToken} from "
 import {Shipped} from "./utils/Shipped.sol";
 
 contract SplitSettlementTest is Base {
-    address internal merchant = address(0x1000);
-    address internal platform = address(0x2000);
-    address internal referrer = address(0x3000);
-
-    function _threeWay(uint256 nonce, uint256 amount) internal view returns (Draft memory b) {
-        address[] memory payees = new address[](3);
-        payees[0] = merchant;
-        payees[1] = platform;
-        payees[2] = referrer;
-        b = _emptyBatch(address(token), nonce, payees, 1);
-        b.payments[0] = _payment(bytes32("p1"), amount, _legs3(0, 900_000, 1, 70_000, 2, 30_000));
-    }
-
     function _expectRevertSettle(Draft memory b, bytes memory err) internal {
         bytes memory sig = _sign(b, signerKey);
         vm.expectRevert(err);
