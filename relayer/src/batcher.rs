@@ -247,7 +247,7 @@ impl<'a> Batcher<'a> {
         };
         let digest = batch_digest(&batch, self.config.chain_id, self.config.contract);
         // A PKCS#11 sign takes well under a millisecond; it runs inline rather than on a blocking thread.
-        let signature = self.signer.sign_hash(&digest)?;
+        let signature = self.signer.sign_prehash(&digest)?;
 
         let id = Uuid::new_v4();
         let payee_bytes: Vec<Vec<u8>> = payees.iter().map(|p| p.to_vec()).collect();

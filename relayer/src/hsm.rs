@@ -7,7 +7,12 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use alloy::primitives::{Address, B256, Signature, U256, keccak256};
+use alloy::{
+    consensus::SignableTransaction,
+    network::TxSigner,
+    primitives::{Address, B256, ChainId, Signature, U256, keccak256},
+    signers::{Error as SignerError, Signer},
+};
 use cryptoki::{
     context::Pkcs11,
     error::{Error as CkError, RvError},
@@ -73,6 +78,7 @@ pub struct HsmSigner {
     key: ObjectHandle,
     address: Address,
     key_label: String,
+    chain_id: Option<ChainId>,
 }
 
 impl std::fmt::Debug for HsmSigner {
@@ -163,6 +169,7 @@ impl HsmSigner {
             key,
             address,
             key_label: key_label.to_owned(),
+            chain_id: None,
         })
     }
 
@@ -172,12 +179,56 @@ impl HsmSigner {
     }
 
     /// Signs a 32-byte prehash; the signature has low `s` and the parity that recovers [`Self::address`].
-    pub fn sign_hash(&self, hash: &B256) -> Result<Signature, HsmError> {
+    pub fn sign_prehash(&self, hash: &B256) -> Result<Signature, HsmError> {
         let raw = {
             let session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
             session.sign(&Mechanism::Ecdsa, self.key, hash.as_slice())?
         };
         ethereum_signature(&raw, hash, self.address)
+    }
+}
+
+// alloy's signer traits, so the HSM key can sign EIP-712 digests and the relayer's own transactions
+// (an `EthereumWallet` takes it as is).
+#[async_trait::async_trait]
+impl Signer for HsmSigner {
+    async fn sign_hash(&self, hash: &B256) -> alloy::signers::Result<Signature> {
+        self.sign_prehash(hash).map_err(SignerError::other)
+    }
+
+    fn address(&self) -> Address {
+        self.address
+    }
+
+    fn chain_id(&self) -> Option<ChainId> {
+        self.chain_id
+    }
+
+    fn set_chain_id(&mut self, chain_id: Option<ChainId>) {
+        self.chain_id = chain_id;
+    }
+}
+
+#[async_trait::async_trait]
+impl TxSigner<Signature> for HsmSigner {
+    fn address(&self) -> Address {
+        self.address
+    }
+
+    async fn sign_transaction(
+        &self,
+        tx: &mut dyn SignableTransaction<Signature>,
+    ) -> alloy::signers::Result<Signature> {
+        if let Some(chain_id) = self.chain_id
+            && !tx.set_chain_id_checked(chain_id)
+        {
+            return Err(SignerError::TransactionChainIdMismatch {
+                signer: chain_id,
+                tx: tx.chain_id().unwrap_or_default(),
+            });
+        }
+        self.sign_prehash(&tx.signature_hash())
+            .map_err(SignerError::other)
     }
 }
 

@@ -31,7 +31,7 @@ fn signs_low_s_and_recovers_to_the_token_key() {
     assert_eq!(signer.address(), token.address());
     for i in 0u64..64 {
         let hash = keccak256(i.to_be_bytes());
-        let sig = signer.sign_hash(&hash).expect("sign");
+        let sig = signer.sign_prehash(&hash).expect("sign");
         assert!(sig.s() <= HALF_N, "high s for message {i}");
         assert_eq!(
             sig.recover_address_from_prehash(&hash).expect("recover"),
@@ -140,7 +140,7 @@ async fn contract_accepts_a_batch_signed_in_the_hsm() {
             .expect("digest"),
         digest
     );
-    let signature = hsm.sign_hash(&digest).expect("hsm signs");
+    let signature = hsm.sign_prehash(&digest).expect("hsm signs");
     let tx = settlement
         .settleBatch(batch, signature.as_bytes().into())
         .value(U256::from(1_000_001u64))
@@ -181,5 +181,55 @@ async fn contract_accepts_a_batch_signed_in_the_hsm() {
             .await
             .expect("held"),
         U256::from(1_000_001u64)
+    );
+}
+
+/// The relayer's own transactions: signed in the HSM through alloy's `TxSigner`, mined on anvil.
+#[tokio::test]
+async fn transactions_signed_in_the_hsm_are_mined() {
+    use alloy::{network::TransactionBuilder, rpc::types::TransactionRequest};
+
+    let token = TestToken::create().expect("token");
+    let chain = TestChain::start().expect("anvil");
+    let hsm = open(&token);
+    let sender = hsm.address();
+    let bank = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(chain.signers()[0].clone()))
+        .connect_http(chain.endpoint_url());
+    let fund = TransactionRequest::default()
+        .with_to(sender)
+        .with_value(U256::from(10u64.pow(18)));
+    let funded = bank
+        .send_transaction(fund)
+        .await
+        .expect("sent")
+        .get_receipt()
+        .await
+        .expect("mined");
+    assert!(funded.status());
+
+    let provider = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(hsm))
+        .connect_http(chain.endpoint_url());
+    let recipient = Address::repeat_byte(0x77);
+    let pay = TransactionRequest::default()
+        .with_to(recipient)
+        .with_value(U256::from(12_345u64));
+    let receipt = provider
+        .send_transaction(pay)
+        .await
+        .expect("sent")
+        .get_receipt()
+        .await
+        .expect("mined");
+    assert!(receipt.status());
+    assert_eq!(receipt.from, sender);
+    assert_eq!(
+        provider.get_balance(recipient).await.expect("balance"),
+        U256::from(12_345u64)
+    );
+    assert_eq!(
+        provider.get_transaction_count(sender).await.expect("nonce"),
+        1
     );
 }
