@@ -19,7 +19,10 @@ use sqlx::{PgPool, Row};
 use thiserror::Error;
 use uuid::Uuid;
 
-use crate::hsm::{HsmError, HsmSigner};
+use crate::{
+    audit::{self, AuditError, Entry, Purpose},
+    hsm::{HsmError, HsmSigner},
+};
 
 /// Funding mode of the batches this batcher builds: the funder's deposited balance.
 pub const FUNDING_DEPOSIT: u8 = 0;
@@ -46,6 +49,9 @@ pub enum BatchError {
     /// The HSM could not sign; nothing was recorded.
     #[error("signing: {0}")]
     Hsm(#[from] HsmError),
+    /// The signature could not be recorded in the audit log.
+    #[error("audit log: {0}")]
+    Audit(#[from] AuditError),
     /// The payments could not be packed.
     #[error("packing payments: {0}")]
     Payments(#[from] PaymentError),
@@ -272,6 +278,20 @@ impl<'a> Batcher<'a> {
         .bind(digest.as_slice())
         .bind(signature.as_bytes().to_vec())
         .execute(&mut *tx)
+        .await?;
+        let signed_at_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+        audit::append(
+            &mut tx,
+            &Entry {
+                signer,
+                digest,
+                purpose: Purpose::Batch,
+                reference: id.to_string(),
+                signed_at_us,
+            },
+        )
         .await?;
         let positions: Vec<i32> = (0..ids.len())
             .map(|i| i32::try_from(i).unwrap_or(i32::MAX))

@@ -2,13 +2,15 @@
 //!
 //! This crate owns intake, batching, signing through the HSM and transaction
 //! submission with its nonce ledger (growing issue by issue). Today it holds
-//! the PKCS#11 signer ([`hsm`]), the durable intake ([`intake`]) and the
-//! batcher that persists signed batches ([`batcher`]).
+//! the PKCS#11 signer ([`hsm`]), the durable intake ([`intake`]), the
+//! batcher that persists signed batches ([`batcher`]) and the hash-chained
+//! log of every signature ([`audit`]).
 //!
 //! It must never hold key material in memory (keys stay in the HSM; only
 //! labels are configured), never acknowledge an instruction before it is
 //! durable, and never sign the same batch nonce twice.
 
+pub mod audit;
 pub mod batcher;
 pub mod hsm;
 pub mod intake;

@@ -230,5 +230,12 @@ async fn signed_batches_are_persisted_and_settle_on_chain() {
         (funder_2, U256::from(1), 5)
     );
     assert!(batcher.sign_next(now).await.expect("query").is_none());
+    // Both signatures are in the audit log, chained.
+    assert_eq!(
+        settle_relayer::audit::verify(db.pool())
+            .await
+            .expect("verify"),
+        Ok(2)
+    );
     db.cleanup().await.expect("cleanup");
 }
