@@ -19,7 +19,7 @@ async fn log_with_three_entries() -> TestDb {
                 Purpose::Batch
             },
             reference: format!("ref-{n}"),
-            signed_at_us: 1_700_000_000_000_000 + i64::from(n),
+            signed_at_us: 1_700_000_000_000_000_i64.saturating_add(i64::from(n)),
         };
         assert_eq!(
             audit::append(&mut tx, &entry).await.expect("append"),
