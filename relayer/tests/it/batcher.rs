@@ -1,10 +1,5 @@
-use alloy::{
-    network::EthereumWallet,
-    primitives::{Address, U256},
-    providers::ProviderBuilder,
-    sol_types::SolCall,
-};
-use settle_contracts::{ERC1967Proxy, SplitSettlement, decode_payments, digest::batch_digest};
+use alloy::primitives::{Address, U256};
+use settle_contracts::{decode_payments, digest::batch_digest};
 use settle_relayer::{
     Batcher, BatcherConfig, HsmSigner,
     intake::{
@@ -12,6 +7,8 @@ use settle_relayer::{
     },
 };
 use settle_testkit::{TestChain, TestDb, TestToken, pkcs11};
+
+use crate::chain::{native_balance, native_settlement};
 
 const NATIVE: Address = Address::ZERO;
 const MERCHANT_A: Address = Address::repeat_byte(0x0a);
@@ -52,44 +49,15 @@ async fn signed_batches_are_persisted_and_settle_on_chain() {
     )
     .expect("hsm signer");
     let chain = TestChain::start().expect("anvil");
-    let provider = ProviderBuilder::new()
-        .wallet(EthereumWallet::from(chain.signers()[0].clone()))
-        .connect_http(chain.endpoint_url());
-    let owner = chain.addresses()[0];
     let (funder_1, funder_2) = (chain.addresses()[1], chain.addresses()[2]);
-
-    let implementation = SplitSettlement::deploy(&provider)
+    let settlement = native_settlement(&chain, hsm.address()).await;
+    let deposit = settlement
+        .depositNative(funder_1)
+        .value(U256::from(10_000_000u64))
+        .send()
         .await
-        .expect("implementation");
-    let init = SplitSettlement::initializeCall {
-        owner_: owner,
-        guardian_: owner,
-    }
-    .abi_encode();
-    let proxy = ERC1967Proxy::deploy(&provider, *implementation.address(), init.into())
-        .await
-        .expect("proxy");
-    let settlement = SplitSettlement::new(*proxy.address(), &provider);
-    for call in [
-        settlement.setSigner(hsm.address(), true).send().await,
-        settlement
-            .setTokenConfig(NATIVE, true, u128::MAX, u128::MAX)
-            .send()
-            .await,
-        settlement
-            .depositNative(funder_1)
-            .value(U256::from(10_000_000u64))
-            .send()
-            .await,
-    ] {
-        assert!(
-            call.expect("sent")
-                .get_receipt()
-                .await
-                .expect("mined")
-                .status()
-        );
-    }
+        .expect("sent");
+    assert!(deposit.get_receipt().await.expect("mined").status());
 
     let intake = Intake::new(
         db.pool().clone(),
@@ -197,25 +165,21 @@ async fn signed_batches_are_persisted_and_settle_on_chain() {
         .await
         .expect("mined");
     assert!(receipt.status());
-    let balance = |who: Address| {
-        let settlement = settlement.clone();
-        async move {
-            settlement
-                .balanceOf(NATIVE, who)
-                .call()
-                .await
-                .expect("balance")
-        }
-    };
     // 1,000,003 * 2.9% = 29,000.087 -> 29,000; 2,000,000 -> 58,000; 999 -> 28.971 -> 28.
-    assert_eq!(balance(PLATFORM).await, U256::from(29_000u64 + 58_000 + 28));
     assert_eq!(
-        balance(MERCHANT_A).await,
+        native_balance(&settlement, PLATFORM).await,
+        U256::from(29_000u64 + 58_000 + 28)
+    );
+    assert_eq!(
+        native_balance(&settlement, MERCHANT_A).await,
         U256::from(1_000_003u64 - 29_000 + 999 - 28)
     );
-    assert_eq!(balance(MERCHANT_B).await, U256::from(2_000_000u64 - 58_000));
     assert_eq!(
-        balance(funder_1).await,
+        native_balance(&settlement, MERCHANT_B).await,
+        U256::from(2_000_000u64 - 58_000)
+    );
+    assert_eq!(
+        native_balance(&settlement, funder_1).await,
         U256::from(10_000_000u64 - 3_001_002)
     );
 

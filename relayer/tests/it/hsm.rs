@@ -3,11 +3,11 @@ use alloy::{
     primitives::{Address, B256, FixedBytes, U256, keccak256},
     providers::{Provider, ProviderBuilder},
 };
-use settle_contracts::{
-    Batch, ERC1967Proxy, Leg, Payment, SplitSettlement, digest::batch_digest, encode_payments,
-};
+use settle_contracts::{Batch, Leg, Payment, digest::batch_digest, encode_payments};
 use settle_relayer::{HsmError, HsmSigner};
 use settle_testkit::{TestChain, TestToken, pkcs11, softhsm};
+
+use crate::chain::{native_balance, native_settlement};
 
 const HALF_N: U256 = U256::from_be_slice(&[
     0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
@@ -69,41 +69,8 @@ async fn contract_accepts_a_batch_signed_in_the_hsm() {
     let hsm = open(&token);
     let chain = TestChain::start().expect("anvil");
     let owner = chain.addresses()[0];
-    let provider = ProviderBuilder::new()
-        .wallet(EthereumWallet::from(chain.signers()[0].clone()))
-        .connect_http(chain.endpoint_url());
-
-    let implementation = SplitSettlement::deploy(&provider)
-        .await
-        .expect("deploy implementation");
-    let init = SplitSettlement::initializeCall {
-        owner_: owner,
-        guardian_: owner,
-    };
-    let proxy = ERC1967Proxy::deploy(
-        &provider,
-        *implementation.address(),
-        alloy::sol_types::SolCall::abi_encode(&init).into(),
-    )
-    .await
-    .expect("deploy proxy");
-    let settlement = SplitSettlement::new(*proxy.address(), &provider);
-    settlement
-        .setSigner(hsm.address(), true)
-        .send()
-        .await
-        .expect("send")
-        .get_receipt()
-        .await
-        .expect("mined");
-    settlement
-        .setTokenConfig(Address::ZERO, true, u128::MAX, u128::MAX)
-        .send()
-        .await
-        .expect("send")
-        .get_receipt()
-        .await
-        .expect("mined");
+    let settlement = native_settlement(&chain, hsm.address()).await;
+    let provider = settlement.provider().clone();
 
     let merchant = Address::repeat_byte(0x10);
     let platform = Address::repeat_byte(0x20);
@@ -153,19 +120,11 @@ async fn contract_accepts_a_batch_signed_in_the_hsm() {
     assert!(tx.status(), "settleBatch reverted");
     // 1,000,001 * 5% = 50,000.05 -> 50,000 to the platform; the merchant takes the rest.
     assert_eq!(
-        settlement
-            .balanceOf(Address::ZERO, merchant)
-            .call()
-            .await
-            .expect("bal"),
+        native_balance(&settlement, merchant).await,
         U256::from(950_001u64)
     );
     assert_eq!(
-        settlement
-            .balanceOf(Address::ZERO, platform)
-            .call()
-            .await
-            .expect("bal"),
+        native_balance(&settlement, platform).await,
         U256::from(50_000u64)
     );
     assert!(

@@ -2,5 +2,6 @@
 
 mod audit;
 mod batcher;
+mod chain;
 mod hsm;
 mod intake;
