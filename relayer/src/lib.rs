@@ -4,7 +4,9 @@
 //! submission with its nonce ledger (growing issue by issue). Today it holds
 //! the PKCS#11 signer ([`hsm`]), the durable intake ([`intake`]), the
 //! batcher that persists signed batches ([`batcher`]) and the hash-chained
-//! log of every signature ([`audit`]).
+//! log of every signature ([`audit`]), the health-ranked RPC endpoints
+//! ([`rpc`]) and the submitter that gets signed batches mined exactly once
+//! ([`submitter`]).
 //!
 //! It must never hold key material in memory (keys stay in the HSM; only
 //! labels are configured), never acknowledge an instruction before it is
@@ -14,7 +16,11 @@ pub mod audit;
 pub mod batcher;
 pub mod hsm;
 pub mod intake;
+pub mod rpc;
+pub mod submitter;
 
 pub use batcher::{BatchError, Batcher, BatcherConfig, SignedBatch};
 pub use hsm::{HsmError, HsmSigner};
 pub use intake::{Accepted, Intake, IntakeConfig, IntakeError, IntegratorLimits, NewInstruction};
+pub use rpc::{RpcConfig, RpcError, RpcPool};
+pub use submitter::{Revert, SubmitError, Submitter, SubmitterConfig, TickReport};

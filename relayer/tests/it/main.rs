@@ -5,3 +5,4 @@ mod batcher;
 mod chain;
 mod hsm;
 mod intake;
+mod submitter;

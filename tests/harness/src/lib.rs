@@ -1,7 +1,8 @@
 //! Test-only helpers shared by the whole workspace: an anvil chain on a free
 //! loopback port ([`TestChain`]), a fresh Postgres database that is dropped
 //! afterwards ([`TestDb`]) and a fresh SoftHSM2 token holding one secp256k1
-//! key pair ([`TestToken`]).
+//! key pair ([`TestToken`]), plus a TCP proxy that injects network faults in
+//! front of a real endpoint ([`FaultProxy`]).
 //!
 //! This crate owns test plumbing only: finding the local tool binaries, the
 //! private SoftHSM2 configuration under `target/softhsm/`, and the process-wide
@@ -13,11 +14,13 @@
 
 pub mod anvil;
 mod error;
+pub mod fault;
 pub mod postgres;
 pub mod softhsm;
 
 pub use anvil::TestChain;
 pub use error::{Error, Result};
+pub use fault::{FaultMode, FaultProxy};
 pub use postgres::TestDb;
 pub use softhsm::{TestToken, pkcs11};
 
