@@ -150,7 +150,7 @@ fn default_anvil_path() -> PathBuf {
 }
 
 /// The URL with any password replaced, for messages.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };

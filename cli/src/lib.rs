@@ -6,6 +6,7 @@
 //! the fix.
 
 pub mod dev;
+pub mod keys;
 
 use clap::{Parser, Subcommand};
 
@@ -27,11 +28,14 @@ pub struct Cli {
 pub enum Command {
     /// Run the local stack (anvil and Postgres) until Ctrl-C.
     Dev(dev::DevArgs),
+    /// Manage the relayer's keys on the HSM and check the signing log.
+    Keys(keys::KeysArgs),
 }
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Dev(args) => dev::run(args).await,
+        Command::Keys(args) => keys::run(args).await,
     }
 }

@@ -4,8 +4,19 @@
 //! Ethereum wants the low-`s` form and a recovery parity, neither of which
 //! PKCS#11 gives: `s` is folded into the lower half of the curve order and the
 //! parity is found by recovering against the public key read at start-up.
+//!
+//! A PKCS#11 session runs one operation at a time, so the signer keeps a small
+//! pool of sessions and signs in as many at once. A session that the token
+//! lost (closed, logged out, token restarted or re-inserted) is opened again,
+//! logged in and pointed at the key again, and the signature retried once.
 
-use std::sync::{Mutex, PoisonError};
+use std::{
+    num::NonZeroUsize,
+    sync::{
+        Mutex, MutexGuard, PoisonError, TryLockError,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
 
 use alloy::{
     consensus::SignableTransaction,
@@ -19,6 +30,7 @@ use cryptoki::{
     mechanism::Mechanism,
     object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle},
     session::{Session, UserType},
+    slot::Slot,
     types::AuthPin,
 };
 use thiserror::Error;
@@ -26,7 +38,7 @@ use thiserror::Error;
 /// Order of the secp256k1 group.
 const SECP256K1_N: U256 = U256::from_be_slice(&hex_literal_n());
 /// DER of the secp256k1 OID 1.3.132.0.10, as in `CKA_EC_PARAMS`.
-const SECP256K1_OID_DER: [u8; 7] = [0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a];
+pub(crate) const SECP256K1_OID_DER: [u8; 7] = [0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a];
 
 const fn hex_literal_n() -> [u8; 32] {
     [
@@ -61,6 +73,18 @@ pub enum HsmError {
     /// The public key's EC point is not an uncompressed secp256k1 point.
     #[error("key {0:?} has an EC point that is not an uncompressed 65-byte point")]
     BadPublicKey(String),
+    /// After logging in again, the label names a key with another address (the key was replaced).
+    #[error(
+        "key {key:?} now has address {found}, not {expected}; restart the signer to use the new key"
+    )]
+    KeyChanged {
+        /// The key label.
+        key: String,
+        /// The address the signer started with.
+        expected: Address,
+        /// The address the label names now.
+        found: Address,
+    },
     /// The token returned a signature that is not 64 bytes of `r || s`.
     #[error("the token returned a {0}-byte signature; expected 64 bytes of r || s")]
     BadSignature(usize),
@@ -72,103 +96,159 @@ pub enum HsmError {
     Pkcs11(#[from] CkError),
 }
 
+/// Sessions a signer opens unless told otherwise.
+pub const DEFAULT_SESSIONS: NonZeroUsize = NonZeroUsize::new(4).expect("4 is not zero");
+
+/// How [`HsmSigner::open_with`] uses the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HsmOptions {
+    /// Sessions in the pool: how many signatures can be in the token at once.
+    pub sessions: NonZeroUsize,
+}
+
+impl Default for HsmOptions {
+    fn default() -> Self {
+        Self {
+            sessions: DEFAULT_SESSIONS,
+        }
+    }
+}
+
+/// Everything needed to find the key again: the module, the token, the PIN and the key label.
+struct KeyLocation {
+    pkcs11: Pkcs11,
+    token_label: String,
+    pin: AuthPin,
+    key_label: String,
+}
+
+/// A logged-in session and the private key's handle in it.
+struct Connection {
+    /// Opened with `*_no_drop`: dropping it does not close it (see [`Lane::discard`]).
+    session: Session,
+    key: ObjectHandle,
+}
+
+/// One pool entry; empty after a failed reconnect, until the next signature tries again.
+struct Lane {
+    connection: Option<Connection>,
+}
+
+/// How a session was lost, which decides whether it can still be closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Loss {
+    /// The session handle is dead (closed, token removed or restarted).
+    Session,
+    /// The session lives but lost its login or its key handle.
+    Login,
+}
+
+impl Loss {
+    /// The session-level errors a reconnect can cure; anything else is final.
+    const fn of(err: &CkError) -> Option<Self> {
+        match err {
+            CkError::Pkcs11(
+                RvError::SessionHandleInvalid
+                | RvError::SessionClosed
+                | RvError::DeviceRemoved
+                | RvError::TokenNotPresent,
+                _,
+            ) => Some(Self::Session),
+            CkError::Pkcs11(
+                RvError::UserNotLoggedIn | RvError::ObjectHandleInvalid | RvError::KeyHandleInvalid,
+                _,
+            ) => Some(Self::Login),
+            _ => None,
+        }
+    }
+}
+
+impl Lane {
+    /// Drops the connection. A dead handle is not closed: after a module restart
+    /// its number may already belong to a new session of this process.
+    fn discard(&mut self, loss: Loss) {
+        if let Some(connection) = self.connection.take()
+            && loss == Loss::Login
+        {
+            let _closed = connection.session.close();
+        }
+    }
+}
+
+impl Drop for Lane {
+    fn drop(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            let _closed = connection.session.close();
+        }
+    }
+}
+
 /// A signing key on a PKCS#11 token.
 pub struct HsmSigner {
-    session: Mutex<Session>,
-    key: ObjectHandle,
+    location: KeyLocation,
+    lanes: Box<[Mutex<Lane>]>,
+    /// Where the next signature starts looking for a free lane.
+    next_lane: AtomicUsize,
     address: Address,
-    key_label: String,
     chain_id: Option<ChainId>,
 }
 
 impl std::fmt::Debug for HsmSigner {
-    // The session handle stays out of logs.
+    // The PIN and the session handles stay out of logs.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HsmSigner")
-            .field("key_label", &self.key_label)
+            .field("token_label", &self.location.token_label)
+            .field("key_label", &self.location.key_label)
             .field("address", &self.address)
+            .field("sessions", &self.lanes.len())
             .finish()
     }
 }
 
 impl HsmSigner {
-    /// Opens a session on the token labelled `token_label`, logs in with `pin`
-    /// and finds the key pair labelled `key_label`; caches its address.
+    /// Opens [`DEFAULT_SESSIONS`] sessions on the token labelled `token_label`,
+    /// logs in with `pin` and finds the key pair labelled `key_label`; caches its address.
     pub fn open(
         pkcs11: &Pkcs11,
         token_label: &str,
         pin: &str,
         key_label: &str,
     ) -> Result<Self, HsmError> {
-        let slot = pkcs11
-            .get_slots_with_token()?
-            .into_iter()
-            .find(|slot| {
-                pkcs11
-                    .get_token_info(*slot)
-                    .is_ok_and(|info| info.label().trim() == token_label)
-            })
-            .ok_or_else(|| HsmError::TokenNotFound(token_label.to_owned()))?;
-        let session = pkcs11.open_rw_session(slot)?;
-        match session.login(UserType::User, Some(&AuthPin::from(pin.to_owned()))) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
-            Err(CkError::Pkcs11(
-                RvError::PinIncorrect | RvError::PinInvalid | RvError::PinLenRange,
-                _,
-            )) => {
-                return Err(HsmError::WrongPin(token_label.to_owned()));
-            }
-            Err(e) => return Err(e.into()),
-        }
-        let find = |class| {
-            session.find_objects(&[
-                Attribute::Class(class),
-                Attribute::Label(key_label.as_bytes().to_vec()),
-            ])
-        };
-        let missing = || HsmError::KeyNotFound {
-            token: token_label.to_owned(),
-            key: key_label.to_owned(),
-        };
-        let key = find(ObjectClass::PRIVATE_KEY)?
-            .into_iter()
-            .next()
-            .ok_or_else(missing)?;
-        let public = find(ObjectClass::PUBLIC_KEY)?
-            .into_iter()
-            .next()
-            .ok_or_else(missing)?;
+        Self::open_with(pkcs11, token_label, pin, key_label, HsmOptions::default())
+    }
 
-        let attrs = session.get_attributes(
-            public,
-            &[
-                AttributeType::KeyType,
-                AttributeType::EcParams,
-                AttributeType::EcPoint,
-            ],
-        )?;
-        let (mut key_type, mut params, mut point) = (None, None, None);
-        for attr in attrs {
-            match attr {
-                Attribute::KeyType(t) => key_type = Some(t),
-                Attribute::EcParams(p) => params = Some(p),
-                Attribute::EcPoint(p) => point = Some(p),
-                _ => {}
-            }
-        }
-        if key_type != Some(KeyType::EC) || params.as_deref() != Some(SECP256K1_OID_DER.as_slice())
-        {
-            return Err(HsmError::NotSecp256k1(key_label.to_owned()));
-        }
-        let address = point
-            .as_deref()
-            .and_then(address_of_ec_point)
-            .ok_or_else(|| HsmError::BadPublicKey(key_label.to_owned()))?;
-        Ok(Self {
-            session: Mutex::new(session),
-            key,
-            address,
+    /// [`Self::open`] with `options.sessions` sessions.
+    pub fn open_with(
+        pkcs11: &Pkcs11,
+        token_label: &str,
+        pin: &str,
+        key_label: &str,
+        options: HsmOptions,
+    ) -> Result<Self, HsmError> {
+        let location = KeyLocation {
+            pkcs11: pkcs11.clone(),
+            token_label: token_label.to_owned(),
+            pin: AuthPin::from(pin),
             key_label: key_label.to_owned(),
+        };
+        let (first, address) = connect(&location)?;
+        let mut lanes = Vec::with_capacity(options.sessions.get());
+        lanes.push(Mutex::new(Lane {
+            connection: Some(first),
+        }));
+        while lanes.len() < options.sessions.get() {
+            // Build each lane before checking it, so a mismatch still closes its session.
+            let (connection, found) = connect(&location)?;
+            lanes.push(Mutex::new(Lane {
+                connection: Some(connection),
+            }));
+            check_same_key(&location, address, found)?;
+        }
+        Ok(Self {
+            location,
+            lanes: lanes.into_boxed_slice(),
+            next_lane: AtomicUsize::new(0),
+            address,
             chain_id: None,
         })
     }
@@ -178,14 +258,188 @@ impl HsmSigner {
         self.address
     }
 
+    /// How many sessions the signer keeps.
+    pub fn sessions(&self) -> usize {
+        self.lanes.len()
+    }
+
     /// Signs a 32-byte prehash; the signature has low `s` and the parity that recovers [`Self::address`].
+    ///
+    /// Up to [`Self::sessions`] calls sign at once; more wait for a session.
     pub fn sign_prehash(&self, hash: &B256) -> Result<Signature, HsmError> {
         let raw = {
-            let session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
-            session.sign(&Mechanism::Ecdsa, self.key, hash.as_slice())?
+            let mut lane = self.lane();
+            self.sign_in(&mut lane, hash)?
         };
         ethereum_signature(&raw, hash, self.address)
     }
+
+    /// A free lane if there is one (round robin from a moving start), else waits for the start lane.
+    fn lane(&self) -> MutexGuard<'_, Lane> {
+        let count = self.lanes.len();
+        let start = self.next_lane.fetch_add(1, Ordering::Relaxed);
+        let index = |offset: usize| start.wrapping_add(offset).checked_rem(count).unwrap_or(0);
+        for offset in 0..count {
+            match self.lanes[index(offset)].try_lock() {
+                Ok(lane) => return lane,
+                // A panic mid-signature leaves nothing half-done that matters: the token owns the state.
+                Err(TryLockError::Poisoned(poisoned)) => return poisoned.into_inner(),
+                Err(TryLockError::WouldBlock) => {}
+            }
+        }
+        self.lanes[index(0)]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Signs in `lane`; a session the token lost is reopened and the signature retried once.
+    fn sign_in(&self, lane: &mut Lane, hash: &B256) -> Result<Vec<u8>, HsmError> {
+        if let Some(connection) = &lane.connection {
+            match connection
+                .session
+                .sign(&Mechanism::Ecdsa, connection.key, hash.as_slice())
+            {
+                Ok(raw) => return Ok(raw),
+                Err(err) => match Loss::of(&err) {
+                    Some(loss) => {
+                        tracing::warn!(
+                            token = %self.location.token_label,
+                            key = %self.location.key_label,
+                            error = %err,
+                            "HSM session lost; logging in again"
+                        );
+                        lane.discard(loss);
+                    }
+                    None => return Err(err.into()),
+                },
+            }
+        }
+        let (connection, found) = connect(&self.location)?;
+        if let Err(err) = check_same_key(&self.location, self.address, found) {
+            let _closed = connection.session.close();
+            return Err(err);
+        }
+        let connection = lane.connection.insert(connection);
+        Ok(connection
+            .session
+            .sign(&Mechanism::Ecdsa, connection.key, hash.as_slice())?)
+    }
+}
+
+/// Refuses a key whose address is not the one the signer started with.
+fn check_same_key(
+    location: &KeyLocation,
+    expected: Address,
+    found: Address,
+) -> Result<(), HsmError> {
+    if found == expected {
+        Ok(())
+    } else {
+        Err(HsmError::KeyChanged {
+            key: location.key_label.clone(),
+            expected,
+            found,
+        })
+    }
+}
+
+/// Opens a session on the token, logs in and finds the key pair; returns the session, the
+/// private key's handle and the public key's address.
+fn connect(location: &KeyLocation) -> Result<(Connection, Address), HsmError> {
+    let slot = find_token(&location.pkcs11, &location.token_label)?;
+    // Signing needs no write access; `no_drop` because a dead handle must not be closed (see `Lane::discard`).
+    let session = location.pkcs11.open_ro_session_no_drop(slot)?;
+    match find_key(&session, location) {
+        Ok((key, address)) => Ok((Connection { session, key }, address)),
+        Err(err) => {
+            let _closed = session.close();
+            Err(err)
+        }
+    }
+}
+
+fn find_key(
+    session: &Session,
+    location: &KeyLocation,
+) -> Result<(ObjectHandle, Address), HsmError> {
+    login(session, &location.token_label, &location.pin)?;
+    let find = |class| {
+        session.find_objects(&[
+            Attribute::Class(class),
+            Attribute::Label(location.key_label.as_bytes().to_vec()),
+        ])
+    };
+    let missing = || HsmError::KeyNotFound {
+        token: location.token_label.clone(),
+        key: location.key_label.clone(),
+    };
+    let key = find(ObjectClass::PRIVATE_KEY)?
+        .into_iter()
+        .next()
+        .ok_or_else(missing)?;
+    let public = find(ObjectClass::PUBLIC_KEY)?
+        .into_iter()
+        .next()
+        .ok_or_else(missing)?;
+    let address = secp256k1_address(session, public, &location.key_label)?;
+    Ok((key, address))
+}
+
+/// The slot holding the token labelled `token_label`.
+pub(crate) fn find_token(pkcs11: &Pkcs11, token_label: &str) -> Result<Slot, HsmError> {
+    pkcs11
+        .get_slots_with_token()?
+        .into_iter()
+        .find(|slot| {
+            pkcs11
+                .get_token_info(*slot)
+                .is_ok_and(|info| info.label().trim() == token_label)
+        })
+        .ok_or_else(|| HsmError::TokenNotFound(token_label.to_owned()))
+}
+
+/// Logs the user in. Login state is per token and process, so an existing login is fine.
+pub(crate) fn login(session: &Session, token_label: &str, pin: &AuthPin) -> Result<(), HsmError> {
+    match session.login(UserType::User, Some(pin)) {
+        Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
+        Err(CkError::Pkcs11(
+            RvError::PinIncorrect | RvError::PinInvalid | RvError::PinLenRange,
+            _,
+        )) => Err(HsmError::WrongPin(token_label.to_owned())),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// The address of a secp256k1 public key object; `label` names it in errors.
+pub(crate) fn secp256k1_address(
+    session: &Session,
+    public: ObjectHandle,
+    label: &str,
+) -> Result<Address, HsmError> {
+    let attrs = session.get_attributes(
+        public,
+        &[
+            AttributeType::KeyType,
+            AttributeType::EcParams,
+            AttributeType::EcPoint,
+        ],
+    )?;
+    let (mut key_type, mut params, mut point) = (None, None, None);
+    for attr in attrs {
+        match attr {
+            Attribute::KeyType(t) => key_type = Some(t),
+            Attribute::EcParams(p) => params = Some(p),
+            Attribute::EcPoint(p) => point = Some(p),
+            _ => {}
+        }
+    }
+    if key_type != Some(KeyType::EC) || params.as_deref() != Some(SECP256K1_OID_DER.as_slice()) {
+        return Err(HsmError::NotSecp256k1(label.to_owned()));
+    }
+    point
+        .as_deref()
+        .and_then(address_of_ec_point)
+        .ok_or_else(|| HsmError::BadPublicKey(label.to_owned()))
 }
 
 // alloy's signer traits, so the HSM key can sign EIP-712 digests and the relayer's own transactions
@@ -270,7 +524,60 @@ pub fn address_of_ec_point(point: &[u8]) -> Option<Address> {
 
 #[cfg(test)]
 mod tests {
+    use std::{sync::mpsc, time::Duration};
+
+    use settle_testkit::{TestToken, pkcs11};
+
     use super::*;
+
+    /// With every session but one busy, a signature takes the free one instead of waiting.
+    #[test]
+    fn a_signature_takes_a_free_session_while_the_others_are_busy() {
+        let token = TestToken::create().expect("token");
+        let signer = HsmSigner::open_with(
+            pkcs11().expect("pkcs11"),
+            token.token_label(),
+            token.user_pin(),
+            token.key_label(),
+            HsmOptions {
+                sessions: NonZeroUsize::new(3).expect("non-zero"),
+            },
+        )
+        .expect("signer opens");
+        let (signer, expected) = (&signer, token.address());
+        let count = signer.lanes.len();
+        for free in 0..count {
+            let busy: Vec<_> = (0..count)
+                .filter(|lane| *lane != free)
+                .map(|lane| signer.lanes[lane].lock().expect("lane"))
+                .collect();
+            let (sent, signed) = mpsc::channel();
+            // `busy` moves into the scope, so a failed wait releases the lanes and the scope can end.
+            std::thread::scope(move |scope| {
+                // As many signatures as lanes, so the round robin starts once at every lane.
+                scope.spawn(move || {
+                    for i in 0..count {
+                        let hash = keccak256([free, i].map(usize::to_be_bytes).concat());
+                        sent.send((hash, signer.sign_prehash(&hash))).expect("send");
+                    }
+                });
+                for _ in 0..count {
+                    // Only bounds a wrong implementation that would wait for a busy lane forever.
+                    let (hash, signature) = signed
+                        .recv_timeout(Duration::from_secs(60))
+                        .expect("signed without waiting for a busy session");
+                    assert_eq!(
+                        signature
+                            .expect("sign")
+                            .recover_address_from_prehash(&hash)
+                            .expect("recover"),
+                        expected
+                    );
+                }
+                drop(busy);
+            });
+        }
+    }
 
     #[test]
     fn point_forms() {

@@ -5,8 +5,9 @@
 //! the PKCS#11 signer ([`hsm`]), the durable intake ([`intake`]), the
 //! batcher that persists signed batches ([`batcher`]) and the hash-chained
 //! log of every signature ([`audit`]), the health-ranked RPC endpoints
-//! ([`rpc`]) and the submitter that gets signed batches mined exactly once
-//! ([`submitter`]).
+//! ([`rpc`]), the submitter that gets signed batches mined exactly once
+//! ([`submitter`]), and key generation on the token with the registry of
+//! which key signs for each contract ([`keys`]).
 //!
 //! It must never hold key material in memory (keys stay in the HSM; only
 //! labels are configured), never acknowledge an instruction before it is
@@ -16,6 +17,8 @@ pub mod audit;
 pub mod batcher;
 pub mod hsm;
 pub mod intake;
+pub mod keys;
+pub mod metrics;
 pub mod rpc;
 pub mod submitter;
 

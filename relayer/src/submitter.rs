@@ -52,7 +52,7 @@ use crate::{
 };
 
 /// Namespace of the advisory locks that give one submitter a sender key.
-const SENDER_LOCK_NAMESPACE: i32 = 0x5e77_1e;
+const SENDER_LOCK_NAMESPACE: i32 = 0x005e_771e;
 
 /// How batches are submitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

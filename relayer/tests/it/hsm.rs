@@ -1,10 +1,21 @@
+use std::{num::NonZeroUsize, sync::Barrier};
+
 use alloy::{
     network::EthereumWallet,
     primitives::{Address, B256, FixedBytes, U256, keccak256},
     providers::{Provider, ProviderBuilder},
 };
+use cryptoki::{
+    context::{CInitializeArgs, CInitializeFlags},
+    mechanism::Mechanism,
+    object::Attribute,
+    types::AuthPin,
+};
 use settle_contracts::{Batch, Leg, Payment, digest::batch_digest, encode_payments};
-use settle_relayer::{HsmError, HsmSigner};
+use settle_relayer::{
+    HsmError, HsmSigner,
+    hsm::{DEFAULT_SESSIONS, HsmOptions},
+};
 use settle_testkit::{TestChain, TestToken, pkcs11, softhsm};
 
 use crate::chain::{native_balance, native_settlement};
@@ -60,6 +71,206 @@ fn clear_errors_for_wrong_pin_label_and_key() {
         "{err}"
     );
     assert_eq!(softhsm::KEY_LABEL, token.key_label());
+}
+
+/// DER of the P-256 OID 1.2.840.10045.3.1.7.
+const P256_OID_DER: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+
+/// Generates a P-256 key pair labelled `label` on the token: an EC key Ethereum cannot use.
+pub(crate) fn p256_key_pair(token: &TestToken, label: &str) {
+    let session = token.user_session().expect("session");
+    let label = label.as_bytes().to_vec();
+    session
+        .generate_key_pair(
+            &Mechanism::EccKeyPairGen,
+            &[
+                Attribute::Token(true),
+                Attribute::Verify(true),
+                Attribute::EcParams(P256_OID_DER.to_vec()),
+                Attribute::Label(label.clone()),
+                Attribute::Id(vec![0x25, 0x6e]),
+            ],
+            &[
+                Attribute::Token(true),
+                Attribute::Private(true),
+                Attribute::Sensitive(true),
+                Attribute::Sign(true),
+                Attribute::Label(label),
+                Attribute::Id(vec![0x25, 0x6e]),
+            ],
+        )
+        .expect("P-256 key pair");
+}
+
+#[test]
+fn a_key_on_another_curve_is_refused() {
+    let token = TestToken::create().expect("token");
+    p256_key_pair(&token, "p256-key");
+    let err = HsmSigner::open(
+        pkcs11().expect("pkcs11"),
+        token.token_label(),
+        token.user_pin(),
+        "p256-key",
+    )
+    .expect_err("P-256 is not secp256k1");
+    assert!(
+        matches!(err, HsmError::NotSecp256k1(ref key) if key == "p256-key"),
+        "{err}"
+    );
+}
+
+fn assert_signs(signer: &HsmSigner, token: &TestToken, message: &[u8]) {
+    let hash = keccak256(message);
+    let sig = signer.sign_prehash(&hash).expect("sign");
+    assert_eq!(
+        sig.recover_address_from_prehash(&hash).expect("recover"),
+        token.address()
+    );
+}
+
+fn sessions(n: usize) -> HsmOptions {
+    HsmOptions {
+        sessions: NonZeroUsize::new(n).expect("non-zero"),
+    }
+}
+
+#[test]
+fn the_pool_signs_from_many_threads_at_once() {
+    const THREADS: u64 = 8;
+    const PER_THREAD: u64 = 16;
+    let token = TestToken::create().expect("token");
+    let signer = HsmSigner::open_with(
+        pkcs11().expect("pkcs11"),
+        token.token_label(),
+        token.user_pin(),
+        token.key_label(),
+        sessions(4),
+    )
+    .expect("signer opens");
+    assert_eq!(signer.sessions(), 4);
+    let start = Barrier::new(usize::try_from(THREADS).expect("fits"));
+    let signed: Vec<(B256, alloy::primitives::Signature)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..THREADS)
+            .map(|thread| {
+                let (signer, start) = (&signer, &start);
+                scope.spawn(move || {
+                    start.wait();
+                    (0..PER_THREAD)
+                        .map(|i| {
+                            let hash = keccak256([thread.to_be_bytes(), i.to_be_bytes()].concat());
+                            (hash, signer.sign_prehash(&hash).expect("sign"))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| worker.join().expect("worker"))
+            .collect()
+    });
+    assert_eq!(
+        u64::try_from(signed.len()).expect("fits"),
+        THREADS * PER_THREAD
+    );
+    for (hash, sig) in signed {
+        assert_eq!(
+            sig.recover_address_from_prehash(&hash).expect("recover"),
+            token.address()
+        );
+    }
+}
+
+#[test]
+fn open_keeps_its_signature_and_the_default_pool() {
+    let token = TestToken::create().expect("token");
+    let signer = open(&token);
+    assert_eq!(signer.sessions(), DEFAULT_SESSIONS.get());
+    assert_eq!(HsmOptions::default().sessions, DEFAULT_SESSIONS);
+    let debug = format!("{signer:?}");
+    assert!(!debug.contains(token.user_pin()), "{debug}");
+}
+
+/// Login state is per token and process: a logout in any session logs out the signer's sessions.
+#[test]
+fn signs_again_after_the_token_logs_out() {
+    let token = TestToken::create().expect("token");
+    let signer = HsmSigner::open_with(
+        pkcs11().expect("pkcs11"),
+        token.token_label(),
+        token.user_pin(),
+        token.key_label(),
+        sessions(2),
+    )
+    .expect("signer opens");
+    assert_signs(&signer, &token, b"before");
+    let session = token.user_session().expect("session");
+    session.logout().expect("logout");
+    drop(session);
+    // Twice round the pool, so every session meets the lost login.
+    for i in 0u8..4 {
+        assert_signs(&signer, &token, &[b'a', i]);
+    }
+}
+
+/// The module restarts (`C_Finalize`, `C_Initialize`): every session handle of the process is dead.
+///
+/// This takes the whole PKCS#11 context down, so it only runs where each test has its own
+/// process (cargo-nextest, as `./scripts/test` runs the suite); under `cargo test` it would break
+/// the tests running beside it.
+#[test]
+fn signs_again_after_the_module_restarts() {
+    if std::env::var("NEXTEST_EXECUTION_MODE").as_deref() != Ok("process-per-test") {
+        eprintln!("skipped: needs a process of its own (run with cargo nextest)");
+        return;
+    }
+    let token = TestToken::create().expect("token");
+    let signer = HsmSigner::open_with(
+        pkcs11().expect("pkcs11"),
+        token.token_label(),
+        token.user_pin(),
+        token.key_label(),
+        sessions(2),
+    )
+    .expect("signer opens");
+    assert_signs(&signer, &token, b"before");
+    let ctx = pkcs11().expect("pkcs11");
+    ctx.clone().finalize().expect("finalize");
+    ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .expect("initialize again");
+    for i in 0u8..4 {
+        assert_signs(&signer, &token, &[b'r', i]);
+    }
+}
+
+/// A re-login with a PIN that no longer works is the typed wrong-PIN error, not a PKCS#11 code.
+#[test]
+fn a_changed_pin_fails_the_re_login_as_wrong_pin() {
+    let token = TestToken::create().expect("token");
+    let signer = HsmSigner::open_with(
+        pkcs11().expect("pkcs11"),
+        token.token_label(),
+        token.user_pin(),
+        token.key_label(),
+        sessions(1),
+    )
+    .expect("signer opens");
+    let session = token.user_session().expect("session");
+    session
+        .set_pin(
+            &AuthPin::from(token.user_pin()),
+            &AuthPin::from("a-new-user-pin"),
+        )
+        .expect("set pin");
+    session.logout().expect("logout");
+    drop(session);
+    let err = signer
+        .sign_prehash(&keccak256(b"after"))
+        .expect_err("the old PIN is refused");
+    assert!(
+        matches!(err, HsmError::WrongPin(ref label) if label == token.token_label()),
+        "{err}"
+    );
 }
 
 /// The contract accepts a batch whose EIP-712 digest the HSM key signed.

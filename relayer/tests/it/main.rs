@@ -5,4 +5,5 @@ mod batcher;
 mod chain;
 mod hsm;
 mod intake;
+mod keys;
 mod submitter;

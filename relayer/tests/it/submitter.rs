@@ -34,6 +34,7 @@ macro_rules! anvil {
 
 const PLATFORM: Address = Address::repeat_byte(0x0c);
 const SHARE_MERCHANT: u32 = 971_000;
+const PLATFORM_SHARE: u32 = 29_000;
 
 /// Database, chain, contract, one HSM key (batch signer and transaction sender) and a funded funder.
 struct Env {
@@ -123,15 +124,20 @@ impl Env {
             let key = self
                 .next_key
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-                + 1;
+                .checked_add(1)
+                .expect("key");
             let mut merchant = [0u8; 20];
             merchant[0] = 0xee;
             merchant[16..].copy_from_slice(&key.to_be_bytes());
             let merchant = Address::from(merchant);
             // The merchant (leg 0) takes the floor of its share plus the remainder.
-            let platform_part = amount * u128::from(1_000_000 - SHARE_MERCHANT) / 1_000_000;
-            expected.insert(merchant, amount - platform_part);
-            *expected.entry(PLATFORM).or_insert(0) += platform_part;
+            let platform_part = amount
+                .checked_mul(u128::from(PLATFORM_SHARE))
+                .expect("no overflow")
+                / 1_000_000;
+            expected.insert(merchant, amount.checked_sub(platform_part).expect("floor"));
+            let platform = expected.entry(PLATFORM).or_insert(0);
+            *platform = platform.checked_add(platform_part).expect("no overflow");
             instructions.push(NewInstruction {
                 idempotency_key: format!("k{key}"),
                 chain_id: 31337,
@@ -145,7 +151,7 @@ impl Env {
                     },
                     InstructionLeg {
                         payee: PLATFORM,
-                        share: 1_000_000 - SHARE_MERCHANT,
+                        share: PLATFORM_SHARE,
                     },
                 ],
             });
@@ -175,9 +181,9 @@ impl Env {
             self.batcher_config(max_payments),
             &self.hsm,
         );
-        let mut n = 0;
+        let mut n = 0usize;
         while batcher.sign_next(now()).await.expect("signs").is_some() {
-            n += 1;
+            n = n.checked_add(1).expect("count");
         }
         n
     }
@@ -366,7 +372,7 @@ async fn a_stuck_transaction_is_replaced_with_higher_fees() {
     assert_eq!((rows[1].0, rows[1].1.as_str()), (0, "signed"));
     let bumped: u128 = rows[1].2.parse().expect("fee");
     assert!(
-        bumped >= first_fee * 115 / 100 + 1,
+        bumped > first_fee.checked_mul(115).expect("no overflow") / 100,
         "{bumped} vs {first_fee}"
     );
 
@@ -687,6 +693,9 @@ async fn a_crash_after_any_transition_resumes_exactly_once() {
                 }
                 done += report.transitions();
             }
+            // One round has 10 transitions (2 batches: signed, broadcast, mined, included,
+            // settled); the crash lands after each of them in turn, and after the last.
+            assert_eq!(done, crash_after.min(10));
             // Dropped here: the "process" dies with whatever it had not committed.
         }
         let resumed = start_when_free(&env, &rpc, &env.hsm).await;
@@ -808,5 +817,56 @@ async fn two_relayers_on_one_database_never_double_submit() {
             .await
             .expect("count");
     assert_eq!(senders, 2);
+    env.db.cleanup().await.expect("cleanup");
+}
+
+/// A reorg takes away the block that included a batch before it was deep enough: the batch goes
+/// back to submitted, its vanished transaction counts as dropped, and it is sent and settles once.
+#[tokio::test]
+async fn a_reorged_batch_is_followed_until_it_settles_once() {
+    let env = Env::new().await;
+    let expected = env.submit(&[123_456]).await;
+    env.sign_all(10).await;
+    let rpc = env.rpc();
+    let config = SubmitterConfig {
+        confirmations: 3,
+        ..env.config()
+    };
+    let submitter = Submitter::start(env.db.pool().clone(), env.db.url(), &rpc, &env.hsm, config)
+        .await
+        .expect("submitter");
+    assert_eq!(submitter.tick().await.expect("tick").broadcast, 1);
+    let seen = submitter.tick().await.expect("tick");
+    assert_eq!((seen.mined, seen.included, seen.settled), (1, 1, 0));
+    let first_hash: Vec<u8> = sqlx::query_scalar("SELECT block_hash FROM relayer.batches")
+        .fetch_one(env.db.pool())
+        .await
+        .expect("hash");
+
+    // The including block is replaced by an empty one.
+    let _: () = anvil!(env, "anvil_reorg", (1u64, Vec::<()>::new()));
+    let after = submitter.tick().await.expect("tick");
+    assert_eq!(after.reorged, 1, "{after:?}");
+    assert_eq!(native_balance(&env.settlement, PLATFORM).await, U256::ZERO);
+
+    for _ in 0..20 {
+        let report = submitter.tick().await.expect("tick");
+        let open: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM relayer.instructions WHERE status <> 'settled'",
+        )
+        .fetch_one(env.db.pool())
+        .await
+        .expect("count");
+        if open == 0 && report.transitions() == 0 {
+            break;
+        }
+        env.mine().await;
+    }
+    env.assert_settled_once(&expected).await;
+    let second_hash: Vec<u8> = sqlx::query_scalar("SELECT block_hash FROM relayer.batches")
+        .fetch_one(env.db.pool())
+        .await
+        .expect("hash");
+    assert_ne!(first_hash, second_hash);
     env.db.cleanup().await.expect("cleanup");
 }

@@ -1,0 +1,3 @@
+//! `settle` command tests: the built binary against real SoftHSM2 tokens and Postgres.
+
+mod keys;
