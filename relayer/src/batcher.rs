@@ -38,6 +38,38 @@ pub struct BatcherConfig {
     pub max_payments: usize,
     /// Seconds from signing until the batch expires.
     pub deadline_secs: u64,
+    /// Seconds the oldest pending instruction may wait for a batch to fill; a full batch goes at once.
+    pub max_wait_secs: u64,
+    /// Most gas a batch may need, by [`estimate_gas`]; payments beyond it wait for the next batch.
+    pub gas_ceiling: u64,
+}
+
+impl BatcherConfig {
+    /// Defaults: 500 payments, one hour to the deadline, no waiting, a 15,000,000 gas ceiling.
+    pub const fn new(chain_id: u64, contract: Address) -> Self {
+        Self {
+            chain_id,
+            contract,
+            max_payments: 500,
+            deadline_secs: 3600,
+            max_wait_secs: 0,
+            gas_ceiling: 15_000_000,
+        }
+    }
+}
+
+/// Gas of a `settleBatch` call with `payments` payments, `legs` legs in all and `payees` distinct
+/// payees, assuming every payee is credited for the first time (a cold, zero-to-non-zero slot): an
+/// upper bound that keeps a batch under the ceiling whatever the payees' history. The constants sit
+/// above the figures measured in `docs/gas.md`.
+pub const fn estimate_gas(payments: u64, legs: u64, payees: u64) -> u64 {
+    const BASE: u64 = 80_000;
+    const PER_PAYMENT: u64 = 2_000;
+    const PER_LEG: u64 = 1_500;
+    const PER_PAYEE: u64 = 25_000;
+    BASE.saturating_add(payments.saturating_mul(PER_PAYMENT))
+        .saturating_add(legs.saturating_mul(PER_LEG))
+        .saturating_add(payees.saturating_mul(PER_PAYEE))
 }
 
 /// Why a batch could not be built.
@@ -120,16 +152,18 @@ impl<'a> Batcher<'a> {
         let mut tx = self.pool.begin().await?;
 
         let Some(head) = sqlx::query(
-            "SELECT token, funder FROM relayer.instructions
+            "SELECT token, funder, now() - created_at >= make_interval(secs => $2) FROM relayer.instructions
              WHERE status = 'accepted' AND chain_id = $1
              ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED",
         )
         .bind(chain)
+        .bind(self.config.max_wait_secs as f64)
         .fetch_optional(&mut *tx)
         .await?
         else {
             return Ok(None);
         };
+        let waited_enough: bool = head.try_get(2)?;
         let token_bytes: Vec<u8> = head.try_get(0)?;
         let funder_bytes: Vec<u8> = head.try_get(1)?;
         let token = address("token", &token_bytes)?;
@@ -146,6 +180,10 @@ impl<'a> Batcher<'a> {
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
+        if !waited_enough && claimed.len() < self.config.max_payments {
+            // Not full and not old enough: let it fill. The claim is released with the transaction.
+            return Ok(None);
+        }
         let mut ids = Vec::with_capacity(claimed.len());
         let mut heads = Vec::with_capacity(claimed.len());
         for row in &claimed {
@@ -176,6 +214,29 @@ impl<'a> Batcher<'a> {
                 .or_default()
                 .push((address("payee", &payee)?, share));
         }
+
+        // Keep the longest prefix that fits under the gas ceiling (at least one payment); the rest
+        // stays accepted for the next batch.
+        let mut seen = BTreeSet::new();
+        let mut legs_total: u64 = 0;
+        let mut fits = 0usize;
+        for id in &ids {
+            let split = legs.get(id).map_or(&[][..], Vec::as_slice);
+            for (payee, _) in split {
+                seen.insert(*payee);
+            }
+            legs_total = legs_total.saturating_add(split.len() as u64);
+            let payments = fits.saturating_add(1) as u64;
+            if fits > 0
+                && estimate_gas(payments, legs_total, seen.len() as u64) > self.config.gas_ceiling
+            {
+                break;
+            }
+            fits = fits.saturating_add(1);
+        }
+        ids.truncate(fits);
+        heads.truncate(fits);
+        legs.retain(|id, _| ids.contains(id));
 
         // Payees once each, ascending, as the contract requires; legs name them by index.
         let payees: Vec<Address> = legs
@@ -306,6 +367,10 @@ impl<'a> Batcher<'a> {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        tracing::info!(batch = %id, %nonce, payments = ids.len(), total, "batch signed");
+        for (instruction, (payment_id, _)) in ids.iter().zip(&heads) {
+            tracing::debug!(%payment_id, %instruction, batch = %id, "payment batched");
+        }
         Ok(Some(SignedBatch {
             id,
             batch,

@@ -14,7 +14,7 @@ use std::{
     num::NonZeroUsize,
     sync::{
         Mutex, MutexGuard, PoisonError, TryLockError,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
 };
 
@@ -191,6 +191,9 @@ pub struct HsmSigner {
     next_lane: AtomicUsize,
     address: Address,
     chain_id: Option<ChainId>,
+    /// Signatures made, and the microseconds they took (waiting for a lane included).
+    signed: AtomicU64,
+    signing_us: AtomicU64,
 }
 
 impl std::fmt::Debug for HsmSigner {
@@ -248,6 +251,8 @@ impl HsmSigner {
             location,
             lanes: lanes.into_boxed_slice(),
             next_lane: AtomicUsize::new(0),
+            signed: AtomicU64::new(0),
+            signing_us: AtomicU64::new(0),
             address,
             chain_id: None,
         })
@@ -267,11 +272,24 @@ impl HsmSigner {
     ///
     /// Up to [`Self::sessions`] calls sign at once; more wait for a session.
     pub fn sign_prehash(&self, hash: &B256) -> Result<Signature, HsmError> {
+        let started = std::time::Instant::now();
         let raw = {
             let mut lane = self.lane();
             self.sign_in(&mut lane, hash)?
         };
-        ethereum_signature(&raw, hash, self.address)
+        let signature = ethereum_signature(&raw, hash, self.address)?;
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.signed.fetch_add(1, Ordering::Relaxed);
+        self.signing_us.fetch_add(micros, Ordering::Relaxed);
+        Ok(signature)
+    }
+
+    /// Signatures made by this signer so far, and the total microseconds they took.
+    pub fn signing_stats(&self) -> (u64, u64) {
+        (
+            self.signed.load(Ordering::Relaxed),
+            self.signing_us.load(Ordering::Relaxed),
+        )
     }
 
     /// A free lane if there is one (round robin from a moving start), else waits for the start lane.

@@ -20,6 +20,7 @@ pub mod intake;
 pub mod keys;
 pub mod metrics;
 pub mod rpc;
+pub mod service;
 pub mod submitter;
 
 pub use batcher::{BatchError, Batcher, BatcherConfig, SignedBatch};

@@ -89,10 +89,8 @@ async fn signed_batches_are_persisted_and_settle_on_chain() {
         .expect("accepted");
 
     let config = BatcherConfig {
-        chain_id: 31337,
-        contract: *settlement.address(),
         max_payments: 100,
-        deadline_secs: 3600,
+        ..BatcherConfig::new(31337, *settlement.address())
     };
     let batcher = Batcher::new(db.pool().clone(), config, &hsm);
     let now = std::time::SystemTime::now()
@@ -201,5 +199,116 @@ async fn signed_batches_are_persisted_and_settle_on_chain() {
             .expect("verify"),
         Ok(2)
     );
+    db.cleanup().await.expect("cleanup");
+}
+
+/// A partial batch waits for `max_wait_secs`; a full one goes at once; the gas ceiling cuts a batch
+/// at the last payment that fits.
+#[tokio::test]
+async fn batches_wait_to_fill_and_stop_at_the_gas_ceiling() {
+    let db = TestDb::create().await.expect("database");
+    MIGRATOR.run(db.pool()).await.expect("migrations");
+    let token = TestToken::create().expect("token");
+    let hsm = HsmSigner::open(
+        pkcs11().expect("pkcs11"),
+        token.token_label(),
+        token.user_pin(),
+        token.key_label(),
+    )
+    .expect("hsm signer");
+    let intake = Intake::new(
+        db.pool().clone(),
+        IntakeConfig {
+            tokens: vec![TokenRule {
+                chain_id: 31337,
+                token: NATIVE,
+                max_payment: u128::MAX,
+            }],
+            max_payees: 8,
+        },
+    );
+    let limits = IntegratorLimits {
+        max_payment: u128::MAX,
+        daily_cap: u128::MAX,
+    };
+    let funder = Address::repeat_byte(0x0f);
+    let merchant_c = Address::repeat_byte(0x0d);
+    intake
+        .submit(
+            "shop",
+            &limits,
+            &[
+                instruction("1", funder, MERCHANT_A, 10),
+                instruction("2", funder, MERCHANT_B, 20),
+                instruction("3", funder, merchant_c, 30),
+            ],
+        )
+        .await
+        .expect("accepted");
+    let contract = Address::repeat_byte(0x55);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+
+    // Three pending, room for ten, an hour to wait: nothing yet.
+    let waiting = BatcherConfig {
+        max_payments: 10,
+        max_wait_secs: 3600,
+        ..BatcherConfig::new(31337, contract)
+    };
+    let none = Batcher::new(db.pool().clone(), waiting, &hsm)
+        .sign_next(now)
+        .await
+        .expect("no error");
+    assert!(none.is_none());
+
+    // Room for exactly two payments (two merchants and the platform) under the ceiling.
+    let ceiling = settle_relayer::batcher::estimate_gas(2, 4, 3);
+    let capped = BatcherConfig {
+        max_payments: 10,
+        gas_ceiling: ceiling,
+        ..BatcherConfig::new(31337, contract)
+    };
+    let batcher = Batcher::new(db.pool().clone(), capped, &hsm);
+    let first = batcher
+        .sign_next(now)
+        .await
+        .expect("signs")
+        .expect("a batch");
+    assert_eq!(first.total, 30);
+    assert_eq!(first.batch.payees, vec![MERCHANT_A, MERCHANT_B, PLATFORM]);
+    let second = batcher
+        .sign_next(now)
+        .await
+        .expect("signs")
+        .expect("a batch");
+    assert_eq!(second.total, 30);
+    assert_eq!(second.batch.payees, vec![PLATFORM, merchant_c]);
+    assert!(batcher.sign_next(now).await.expect("signs").is_none());
+
+    // A full batch does not wait.
+    intake
+        .submit(
+            "shop",
+            &limits,
+            &[
+                instruction("4", funder, MERCHANT_A, 1),
+                instruction("5", funder, MERCHANT_B, 2),
+            ],
+        )
+        .await
+        .expect("accepted");
+    let full = BatcherConfig {
+        max_payments: 2,
+        max_wait_secs: 3600,
+        ..BatcherConfig::new(31337, contract)
+    };
+    let batch = Batcher::new(db.pool().clone(), full, &hsm)
+        .sign_next(now)
+        .await
+        .expect("signs")
+        .expect("a full batch");
+    assert_eq!(batch.total, 3);
     db.cleanup().await.expect("cleanup");
 }

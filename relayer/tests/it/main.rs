@@ -6,4 +6,5 @@ mod chain;
 mod hsm;
 mod intake;
 mod keys;
+mod rotation;
 mod submitter;

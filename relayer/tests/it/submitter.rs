@@ -22,7 +22,8 @@ use settle_testkit::{FaultMode, FaultProxy, TestChain, TestDb, TestToken, pkcs11
 use crate::chain::{Settlement, native_balance, native_settlement};
 
 /// An anvil-only RPC method, answered into the binding's type.
-macro_rules! anvil {
+#[macro_export]
+macro_rules! anvil_call {
     ($env:expr, $method:literal, $params:expr) => {
         $env.chain
             .provider()
@@ -37,11 +38,12 @@ const SHARE_MERCHANT: u32 = 971_000;
 const PLATFORM_SHARE: u32 = 29_000;
 
 /// Database, chain, contract, one HSM key (batch signer and transaction sender) and a funded funder.
-struct Env {
-    db: TestDb,
-    chain: TestChain,
-    hsm: HsmSigner,
-    settlement: Settlement,
+pub(crate) struct Env {
+    pub(crate) db: TestDb,
+    pub(crate) chain: TestChain,
+    pub(crate) token: TestToken,
+    pub(crate) hsm: HsmSigner,
+    pub(crate) settlement: Settlement,
     funder: Address,
     intake: Intake,
     next_key: std::sync::atomic::AtomicU32,
@@ -55,7 +57,7 @@ fn now() -> u64 {
 }
 
 impl Env {
-    async fn new() -> Self {
+    pub(crate) async fn new() -> Self {
         let db = TestDb::create().await.expect("database");
         MIGRATOR.run(db.pool()).await.expect("migrations");
         let token = TestToken::create().expect("token");
@@ -91,6 +93,7 @@ impl Env {
         Self {
             db,
             chain,
+            token,
             hsm,
             settlement,
             funder,
@@ -99,25 +102,27 @@ impl Env {
         }
     }
 
-    fn rpc(&self) -> RpcPool {
+    pub(crate) fn rpc(&self) -> RpcPool {
         RpcPool::new(&[self.chain.endpoint()], RpcConfig::default()).expect("rpc")
     }
 
-    fn config(&self) -> SubmitterConfig {
+    pub(crate) fn config(&self) -> SubmitterConfig {
         SubmitterConfig::new(31337, *self.settlement.address())
     }
 
-    fn batcher_config(&self, max_payments: usize) -> BatcherConfig {
+    pub(crate) fn batcher_config(&self, max_payments: usize) -> BatcherConfig {
         BatcherConfig {
-            chain_id: 31337,
-            contract: *self.settlement.address(),
             max_payments,
-            deadline_secs: 3600,
+            ..BatcherConfig::new(31337, *self.settlement.address())
         }
     }
 
     /// Submits `amounts` from `funder`, each to a fresh merchant; returns merchant => expected credit.
-    async fn submit_from(&self, funder: Address, amounts: &[u128]) -> BTreeMap<Address, u128> {
+    pub(crate) async fn submit_from(
+        &self,
+        funder: Address,
+        amounts: &[u128],
+    ) -> BTreeMap<Address, u128> {
         let mut expected = BTreeMap::new();
         let mut instructions = Vec::new();
         for amount in amounts {
@@ -170,12 +175,12 @@ impl Env {
         expected
     }
 
-    async fn submit(&self, amounts: &[u128]) -> BTreeMap<Address, u128> {
+    pub(crate) async fn submit(&self, amounts: &[u128]) -> BTreeMap<Address, u128> {
         let funder = self.funder;
         self.submit_from(funder, amounts).await
     }
 
-    async fn sign_all(&self, max_payments: usize) -> usize {
+    pub(crate) async fn sign_all(&self, max_payments: usize) -> usize {
         let batcher = Batcher::new(
             self.db.pool().clone(),
             self.batcher_config(max_payments),
@@ -188,7 +193,7 @@ impl Env {
         n
     }
 
-    async fn status_counts(&self, table: &str) -> BTreeMap<String, i64> {
+    pub(crate) async fn status_counts(&self, table: &str) -> BTreeMap<String, i64> {
         sqlx::query_as::<_, (String, i64)>(&format!(
             "SELECT status, count(*) FROM relayer.{table} GROUP BY status"
         ))
@@ -200,7 +205,7 @@ impl Env {
     }
 
     /// Every payee's on-chain balance equals what it is owed, exactly; and each batch settled once.
-    async fn assert_settled_once(&self, expected: &BTreeMap<Address, u128>) {
+    pub(crate) async fn assert_settled_once(&self, expected: &BTreeMap<Address, u128>) {
         for (payee, amount) in expected {
             assert_eq!(
                 native_balance(&self.settlement, *payee).await,
@@ -232,8 +237,8 @@ impl Env {
         assert_eq!(usize::try_from(settled).expect("count"), total);
     }
 
-    async fn mine(&self) {
-        let _: String = anvil!(self, "evm_mine", ());
+    pub(crate) async fn mine(&self) {
+        let _: String = anvil_call!(self, "evm_mine", ());
     }
 }
 
@@ -246,7 +251,7 @@ async fn fund(chain: &TestChain, who: Address) {
 }
 
 /// Ticks until nothing moves and everything is final, or fails after `rounds`.
-async fn run_to_end(submitter: &Submitter<'_>, rounds: usize) {
+pub(crate) async fn run_to_end(submitter: &Submitter<'_>, rounds: usize) {
     for _ in 0..rounds {
         let report = submitter.tick().await.expect("tick");
         if report.transitions() == 0 {
@@ -339,7 +344,7 @@ async fn a_stuck_transaction_is_replaced_with_higher_fees() {
     )
     .await
     .expect("submitter");
-    let _: () = anvil!(env, "evm_setAutomine", (false,));
+    let _: () = anvil_call!(env, "evm_setAutomine", (false,));
     let sent = submitter.tick().await.expect("tick");
     assert_eq!(sent.broadcast, 1);
     let first_fee: String = sqlx::query_scalar("SELECT max_fee::text FROM relayer.transactions")
@@ -350,7 +355,7 @@ async fn a_stuck_transaction_is_replaced_with_higher_fees() {
 
     // Blocks too small for it: the transaction waits in the pool (anvil evicts, rather than keeps,
     // a transaction priced below the base fee, so block space is what holds it back here).
-    let _: bool = anvil!(env, "evm_setBlockGasLimit", (U256::from(20_000),));
+    let _: bool = anvil_call!(env, "evm_setBlockGasLimit", (U256::from(20_000),));
     let mut bumps = Vec::new();
     for _ in 0..3 {
         env.mine().await;
@@ -376,7 +381,7 @@ async fn a_stuck_transaction_is_replaced_with_higher_fees() {
         "{bumped} vs {first_fee}"
     );
 
-    let _: bool = anvil!(env, "evm_setBlockGasLimit", (U256::from(30_000_000),));
+    let _: bool = anvil_call!(env, "evm_setBlockGasLimit", (U256::from(30_000_000),));
     assert_eq!(submitter.tick().await.expect("tick").broadcast, 1);
     env.mine().await;
     run_to_end(&submitter, 10).await;
@@ -415,14 +420,15 @@ async fn a_dropped_transaction_rewinds_the_nonce_ledger() {
     )
     .await
     .expect("submitter");
-    let _: () = anvil!(env, "evm_setAutomine", (false,));
+    let _: () = anvil_call!(env, "evm_setAutomine", (false,));
     assert_eq!(submitter.tick().await.expect("tick").broadcast, 2);
     let first: Vec<u8> =
         sqlx::query_scalar("SELECT hash FROM relayer.transactions WHERE nonce = 0")
             .fetch_one(env.db.pool())
             .await
             .expect("hash");
-    let dropped: Option<B256> = anvil!(env, "anvil_dropTransaction", (B256::from_slice(&first),));
+    let dropped: Option<B256> =
+        anvil_call!(env, "anvil_dropTransaction", (B256::from_slice(&first),));
     assert_eq!(dropped, Some(B256::from_slice(&first)));
 
     // Empty blocks: nonces 0 and 1 are gone from the pool; the ledger's high-water mark says 2.
@@ -535,7 +541,7 @@ async fn a_batch_reverted_in_its_block_is_decoded_from_a_replay() {
     )
     .await
     .expect("submitter");
-    let _: () = anvil!(env, "evm_setAutomine", (false,));
+    let _: () = anvil_call!(env, "evm_setAutomine", (false,));
     assert_eq!(submitter.tick().await.expect("tick").broadcast, 1);
     // The funder withdraws its deposit in the same block, ahead of the batch (a higher tip). Its gas
     // is fixed: an estimate would run on the pending state, where the batch already spent the deposit.
@@ -844,7 +850,7 @@ async fn a_reorged_batch_is_followed_until_it_settles_once() {
         .expect("hash");
 
     // The including block is replaced by an empty one.
-    let _: () = anvil!(env, "anvil_reorg", (1u64, Vec::<()>::new()));
+    let _: () = anvil_call!(env, "anvil_reorg", (1u64, Vec::<()>::new()));
     let after = submitter.tick().await.expect("tick");
     assert_eq!(after.reorged, 1, "{after:?}");
     assert_eq!(native_balance(&env.settlement, PLATFORM).await, U256::ZERO);
