@@ -179,6 +179,14 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Resolves on Ctrl-C or SIGTERM (on Ctrl-C alone if SIGTERM cannot be watched).
+pub(crate) async fn shutdown() {
+    if let Err(e) = shutdown_signal().await {
+        tracing::warn!(error = %e, "cannot watch SIGTERM; stop with Ctrl-C");
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 async fn shutdown_signal() -> std::io::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

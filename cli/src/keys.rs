@@ -1,9 +1,12 @@
-//! `settle keys`: the relayer's keys on the HSM, and the integrity of its signing log.
+//! `settle keys`: the relayer's keys on the HSM, their rotation in the relayer's key registry
+//! ([`rotation`]), and the integrity of its signing log.
 //!
 //! The user PIN comes only from `SETTLE_HSM_PIN`, never from a flag: a flag would leave it in
 //! shell history and in the process list. Nothing here prints it.
 
-use std::{fmt::Write as _, path::PathBuf, time::Duration};
+pub mod rotation;
+
+use std::{fmt::Write as _, num::NonZeroUsize, path::PathBuf, time::Duration};
 
 use alloy::primitives::Address;
 use clap::{Args, Subcommand};
@@ -13,9 +16,12 @@ use cryptoki::{
 };
 use settle_relayer::{
     audit::{self, AuditError, Break},
+    hsm::{HsmOptions, HsmSigner},
     keys::{self, KeyError, KeyInfo},
+    rpc::RpcError,
+    service::RotationError,
 };
-use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgPool, migrate::MigrateError, postgres::PgPoolOptions};
 use thiserror::Error;
 
 use crate::dev::redact;
@@ -25,6 +31,9 @@ pub const PIN_ENV: &str = "SETTLE_HSM_PIN";
 
 /// Environment variable naming the PKCS#11 module.
 pub const MODULE_ENV: &str = "SETTLE_PKCS11_MODULE";
+
+/// Environment variable holding the relayer database's URL.
+pub const DATABASE_URL_ENV: &str = "SETTLE_DATABASE_URL";
 
 /// Where Debian's `softhsm2` package puts the module.
 pub const DEFAULT_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
@@ -46,6 +55,12 @@ pub enum KeysCommand {
     Create(CreateArgs),
     /// Verify the hash chain of the relayer's signing log.
     Audit(AuditArgs),
+    /// Make a key on the token the active key of a contract; the previous one starts retiring.
+    Rotate(rotation::RotateArgs),
+    /// Retire a retiring batch key once nothing it signed is in flight and the contract dropped it.
+    Retire(rotation::RetireArgs),
+    /// List a contract's keys in the relayer's key registry.
+    Registry(rotation::ContractArgs),
 }
 
 /// Which token, through which module.
@@ -76,7 +91,8 @@ pub struct AuditArgs {
     /// Postgres connection URL of the relayer's database.
     #[arg(
         long,
-        env = "SETTLE_DATABASE_URL",
+        env = DATABASE_URL_ENV,
+        hide_env_values = true,
         default_value = "postgres://postgres@127.0.0.1:5432/postgres"
     )]
     pub database_url: String,
@@ -104,8 +120,10 @@ pub enum KeysError {
         reason: String,
     },
     /// The token refused or the key operation failed.
-    #[error(transparent)]
-    Key(#[from] KeyError),
+    // Displayed, not chained as a source: `main` prints the source chain too, and the
+    // message already holds it.
+    #[error("{0}")]
+    Key(KeyError),
     /// Postgres does not answer.
     #[error(
         "cannot reach Postgres at {url}: {reason}; check --database-url or SETTLE_DATABASE_URL"
@@ -122,6 +140,107 @@ pub enum KeysError {
     /// The hash chain breaks.
     #[error("signing log broken: {0}; compare it with a backup before the relayer signs again")]
     LogBroken(Break),
+    /// A signer was asked for with no sessions.
+    #[error("a signer needs at least one session on the token; configure 1 or more sessions")]
+    NoSessions,
+    /// A flag's value is not an address.
+    #[error("invalid {flag} {value:?}: {problem}")]
+    BadAddress {
+        /// The flag, e.g. `--contract`.
+        flag: &'static str,
+        /// What was given.
+        value: String,
+        /// What is wrong with it.
+        problem: AddressProblem,
+    },
+    /// The relayer's migrations could not be applied.
+    #[error(
+        "cannot apply the relayer's migrations: {0}; check that --database-url is the relayer's database"
+    )]
+    Migrate(MigrateError),
+    /// The database has no key registry.
+    #[error(
+        "no key registry in the database at {0}; check that --database-url is the relayer's database"
+    )]
+    NoRegistry(String),
+    /// The RPC endpoint could not be used.
+    #[error("{0}; check --rpc")]
+    Rpc(RpcError),
+    /// The RPC endpoint serves another chain than the one named.
+    #[error(
+        "--rpc serves chain {served}, not --chain-id {expected}; point --rpc at the contract's chain"
+    )]
+    WrongChain {
+        /// The chain id given with `--chain-id`.
+        expected: u64,
+        /// The chain id the endpoint reports.
+        served: u64,
+    },
+    /// The key cannot be retired yet, or the registry refused.
+    #[error("{0}")]
+    Rotation(RotationError),
+}
+
+// By hand rather than `#[from]`, which would also make the error a source (see `Key`).
+impl From<KeyError> for KeysError {
+    fn from(err: KeyError) -> Self {
+        Self::Key(err)
+    }
+}
+
+impl From<RpcError> for KeysError {
+    fn from(err: RpcError) -> Self {
+        Self::Rpc(err)
+    }
+}
+
+impl From<RotationError> for KeysError {
+    fn from(err: RotationError) -> Self {
+        Self::Rotation(err)
+    }
+}
+
+/// Why a value is not an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum AddressProblem {
+    /// It does not start with `0x`.
+    #[error("an address is 0x followed by 40 hex digits")]
+    NoPrefix,
+    /// Not 40 characters after `0x`.
+    #[error("an address has 40 hex digits after 0x, not {0}")]
+    Length(usize),
+    /// A character after `0x` is not a hex digit.
+    #[error("an address has only hex digits (0-9, a-f) after 0x")]
+    NotHex,
+    /// Mixed case that is not the EIP-55 checksum.
+    #[error("the mixed-case address fails its EIP-55 checksum; check it for typos")]
+    Checksum,
+}
+
+/// Parses the value of `flag` as an address: `0x` and 40 hex digits, which must carry the EIP-55
+/// checksum when they mix upper and lower case (all lower or all upper case carry none).
+pub fn parse_address(flag: &'static str, value: &str) -> Result<Address, KeysError> {
+    let bad = |problem| KeysError::BadAddress {
+        flag,
+        value: value.to_owned(),
+        problem,
+    };
+    let digits = value
+        .strip_prefix("0x")
+        .ok_or_else(|| bad(AddressProblem::NoPrefix))?;
+    let count = digits.chars().count();
+    if count != 40 {
+        return Err(bad(AddressProblem::Length(count)));
+    }
+    let mut bytes = [0_u8; 20];
+    alloy::hex::decode_to_slice(digits, &mut bytes).map_err(|_| bad(AddressProblem::NotHex))?;
+    let address = Address::from(bytes);
+    let mixed = digits.bytes().any(|b| b.is_ascii_lowercase())
+        && digits.bytes().any(|b| b.is_ascii_uppercase());
+    if mixed && address.to_checksum(None).get(2..) != Some(digits) {
+        return Err(bad(AddressProblem::Checksum));
+    }
+    Ok(address)
 }
 
 /// A token to work on: the loaded module, the token label and the PIN. Validated on creation.
@@ -168,6 +287,25 @@ impl Hsm {
         Ok(keys::list_keys(&self.pkcs11, &self.token, &self.pin)?)
     }
 
+    /// A signer for the key pair labelled `label`, with `sessions` sessions on the token.
+    pub fn signer(&self, label: &str, sessions: usize) -> Result<HsmSigner, KeysError> {
+        let sessions = NonZeroUsize::new(sessions).ok_or(KeysError::NoSessions)?;
+        Ok(HsmSigner::open_with(
+            &self.pkcs11,
+            &self.token,
+            &self.pin,
+            label,
+            HsmOptions { sessions },
+        )
+        .map_err(KeyError::from)?)
+    }
+
+    /// The address of the key pair labelled `label`, read by opening it as a signer, so the
+    /// private half is known to be there too.
+    pub fn address_of(&self, label: &str) -> Result<Address, KeysError> {
+        Ok(self.signer(label, 1)?.address())
+    }
+
     /// Generates a key pair labelled `label`; returns its address.
     pub fn create(&self, label: &str) -> Result<Address, KeysError> {
         Ok(keys::generate_key(
@@ -207,9 +345,9 @@ pub fn render_list(token: &str, keys: &[KeyInfo]) -> String {
     out
 }
 
-/// Verifies the signing log at `database_url`; the number of entries if the chain holds.
-pub async fn audit_log(database_url: &str) -> Result<i64, KeysError> {
-    let pool = PgPoolOptions::new()
+/// A one-connection pool on `database_url`: the commands do one thing after another.
+async fn connect(database_url: &str) -> Result<PgPool, KeysError> {
+    PgPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(Duration::from_secs(10))
         .connect(database_url)
@@ -217,7 +355,12 @@ pub async fn audit_log(database_url: &str) -> Result<i64, KeysError> {
         .map_err(|e| KeysError::Postgres {
             url: redact(database_url),
             reason: e.to_string(),
-        })?;
+        })
+}
+
+/// Verifies the signing log at `database_url`; the number of entries if the chain holds.
+pub async fn audit_log(database_url: &str) -> Result<i64, KeysError> {
+    let pool = connect(database_url).await?;
     let verdict = audit::verify(&pool).await.map_err(KeysError::Audit);
     pool.close().await;
     verdict?.map_err(KeysError::LogBroken)
@@ -243,6 +386,21 @@ pub async fn run(args: KeysArgs) -> anyhow::Result<()> {
         KeysCommand::Audit(audit) => {
             let entries = audit_log(&audit.database_url).await?;
             println!("signing log intact: {entries} entries");
+        }
+        KeysCommand::Rotate(rotate) => {
+            let rotation = rotation::rotate(&rotate, pin()).await?;
+            print!("{}", rotation.render());
+        }
+        KeysCommand::Retire(retire) => {
+            let retired = rotation::retire(&retire).await?;
+            println!(
+                "retired batch key {} of {} on chain {}",
+                retired.address, retired.contract.address, retired.contract.chain_id
+            );
+        }
+        KeysCommand::Registry(contract) => {
+            let (contract, keys) = rotation::registry(&contract).await?;
+            print!("{}", rotation::render_registry(&contract, &keys));
         }
     }
     Ok(())
@@ -271,6 +429,44 @@ mod tests {
             "no PKCS#11 module at /nonexistent/module.so; install softhsm2 (./scripts/setup), \
              or pass --module or set SETTLE_PKCS11_MODULE"
         );
+    }
+
+    #[test]
+    fn addresses_are_parsed_strictly() {
+        let checksummed = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+        let expected: Address = checksummed.parse().expect("an address");
+        for given in [
+            checksummed.to_owned(),
+            checksummed.to_lowercase(),
+            format!("0x{}", checksummed[2..].to_uppercase()),
+        ] {
+            assert_eq!(parse_address("--contract", &given).expect(&given), expected);
+        }
+        let bad_checksum = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD";
+        for (given, message) in [
+            (
+                "0x123",
+                "invalid --contract \"0x123\": an address has 40 hex digits after 0x, not 3",
+            ),
+            (
+                &checksummed[2..],
+                "invalid --contract \"5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed\": \
+                 an address is 0x followed by 40 hex digits",
+            ),
+            (
+                "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaeg",
+                "invalid --contract \"0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaeg\": \
+                 an address has only hex digits (0-9, a-f) after 0x",
+            ),
+            (
+                bad_checksum,
+                "invalid --contract \"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD\": \
+                 the mixed-case address fails its EIP-55 checksum; check it for typos",
+            ),
+        ] {
+            let err = parse_address("--contract", given).expect_err(given);
+            assert_eq!(err.to_string(), message);
+        }
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //! configuration up front and fail with one line that names the problem and
 //! the fix.
 
+pub mod config;
 pub mod dev;
 pub mod keys;
+pub mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +32,8 @@ pub enum Command {
     Dev(dev::DevArgs),
     /// Manage the relayer's keys on the HSM and check the signing log.
     Keys(keys::KeysArgs),
+    /// Run the relayer (and, as they land, the indexer and the API) from settle.toml.
+    Serve(serve::ServeArgs),
 }
 
 /// Runs the parsed command line.
@@ -37,5 +41,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Dev(args) => dev::run(args).await,
         Command::Keys(args) => keys::run(args).await,
+        Command::Serve(args) => serve::run(args).await,
     }
 }

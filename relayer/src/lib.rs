@@ -18,6 +18,7 @@ pub mod batcher;
 pub mod hsm;
 pub mod intake;
 pub mod keys;
+pub mod ledger;
 pub mod metrics;
 pub mod rpc;
 pub mod service;

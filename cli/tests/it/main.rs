@@ -1,3 +1,4 @@
 //! `settle` command tests: the built binary against real SoftHSM2 tokens and Postgres.
 
 mod keys;
+mod serve;

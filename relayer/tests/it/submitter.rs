@@ -243,11 +243,9 @@ impl Env {
 }
 
 async fn fund(chain: &TestChain, who: Address) {
-    let _: () = chain
-        .provider()
-        .raw_request("anvil_setBalance".into(), (who, U256::from(10u128.pow(20))))
+    settle_testkit::settlement::fund(chain, who)
         .await
-        .expect("anvil_setBalance");
+        .expect("funded");
 }
 
 /// Ticks until nothing moves and everything is final, or fails after `rounds`.
@@ -325,6 +323,30 @@ async fn batches_settle_and_every_status_is_final() {
         vec![("batch".to_owned(), 3), ("transaction".to_owned(), 3)]
     );
     assert_eq!(audit::verify(env.db.pool()).await.expect("verifies"), Ok(6));
+
+    // The ledger readers outside the relayer use tells the same story.
+    let intended =
+        settle_relayer::ledger::intended_batches(env.db.pool(), 31337, *env.settlement.address())
+            .await
+            .expect("ledger");
+    assert_eq!(intended.len(), 3);
+    assert!(
+        intended
+            .iter()
+            .all(|b| b.status == "settled" && b.tx_hash.is_some())
+    );
+    let amounts: Vec<Vec<u128>> = intended
+        .iter()
+        .map(|b| b.payments.iter().map(|p| p.amount).collect())
+        .collect();
+    assert_eq!(
+        amounts,
+        vec![vec![1_000_003, 2_000_000], vec![999, 5], vec![77_777]]
+    );
+    assert_eq!(
+        intended.iter().map(|b| b.total).collect::<Vec<_>>(),
+        vec![3_000_003, 1_004, 77_777]
+    );
     env.db.cleanup().await.expect("cleanup");
 }
 

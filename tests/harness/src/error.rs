@@ -12,6 +12,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// A transaction or call on the test chain failed.
+    #[error("test chain: {0}")]
+    Chain(String),
+
     /// No anvil binary in `node_modules` or on `PATH` (and `SETTLE_ANVIL` unset).
     #[error(
         "anvil binary not found (looked at {} and on PATH); run ./scripts/setup, or point SETTLE_ANVIL at an anvil binary",

@@ -2,7 +2,8 @@
 //! loopback port ([`TestChain`]), a fresh Postgres database that is dropped
 //! afterwards ([`TestDb`]) and a fresh SoftHSM2 token holding one secp256k1
 //! key pair ([`TestToken`]), plus a TCP proxy that injects network faults in
-//! front of a real endpoint ([`FaultProxy`]).
+//! front of a real endpoint ([`FaultProxy`]), and a configured SplitSettlement
+//! proxy ([`settlement`]).
 //!
 //! This crate owns test plumbing only: finding the local tool binaries, the
 //! private SoftHSM2 configuration under `target/softhsm/`, and the process-wide
@@ -16,6 +17,7 @@ pub mod anvil;
 mod error;
 pub mod fault;
 pub mod postgres;
+pub mod settlement;
 pub mod softhsm;
 
 pub use anvil::TestChain;
