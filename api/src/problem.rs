@@ -10,41 +10,110 @@ use serde::Serialize;
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// Stable, documented error codes. Clients match on these, never on messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
-    /// The body is not valid JSON or has the wrong shape.
+    /// The body is not valid JSON.
     MalformedBody,
-    /// An amount is not a positive decimal integer string of base units.
+    /// The body has a field the schema does not define.
+    UnknownField,
+    /// A field has the wrong JSON type, or a required field is missing.
+    WrongType,
+    /// The body is not sent as `application/json`.
+    UnsupportedMediaType,
+    /// The body exceeds the size limit.
+    BodyTooLarge,
+    /// An amount is not a positive decimal integer string of base units, or is too large.
     InvalidAmount,
     /// An address is malformed or not EIP-55 checksummed.
     InvalidAddress,
-    /// A split's shares do not sum to the scale.
+    /// A split's shares do not sum to the scale, or a share is zero.
     SharesMismatch,
+    /// A payee appears twice in one split.
+    DuplicatePayee,
+    /// A split has more payees than allowed.
+    TooManyPayees,
+    /// The token (or chain) is not accepted.
+    UnknownToken,
+    /// A path or query parameter is malformed.
+    InvalidParameter,
+    /// The payment exceeds the integrator's single-payment maximum or rolling 24-hour cap.
+    LimitExceeded,
+    /// A submission has no `Idempotency-Key` header.
+    IdempotencyKeyMissing,
+    /// The idempotency key was used before with a different body.
+    IdempotencyConflict,
+    /// The payment is already in a signed batch and can no longer be cancelled.
+    NotCancellable,
     /// No or an unknown API key.
     Unauthenticated,
     /// The key is valid but its role may not do this.
     Forbidden,
     /// The resource does not exist (or is not visible to this key).
     NotFound,
-    /// The idempotency key was used before with a different body.
-    IdempotencyConflict,
+    /// The route exists but not with this method.
+    MethodNotAllowed,
+    /// Too many requests for this key; retry after the `Retry-After` seconds.
+    RateLimited,
+    /// A dependency (database, chain, HSM) is not reachable right now.
+    Unavailable,
     /// Something failed on our side; details are in our logs, not here.
     Internal,
 }
 
 impl ErrorCode {
+    /// Every code, for documentation and tests.
+    pub const ALL: [Self; 23] = [
+        Self::MalformedBody,
+        Self::UnknownField,
+        Self::WrongType,
+        Self::UnsupportedMediaType,
+        Self::BodyTooLarge,
+        Self::InvalidAmount,
+        Self::InvalidAddress,
+        Self::SharesMismatch,
+        Self::DuplicatePayee,
+        Self::TooManyPayees,
+        Self::UnknownToken,
+        Self::InvalidParameter,
+        Self::LimitExceeded,
+        Self::IdempotencyKeyMissing,
+        Self::IdempotencyConflict,
+        Self::NotCancellable,
+        Self::Unauthenticated,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::RateLimited,
+        Self::Unavailable,
+        Self::Internal,
+    ];
+
     /// The HTTP status this code is always sent with.
     pub const fn status(self) -> StatusCode {
         match self {
             Self::MalformedBody => StatusCode::BAD_REQUEST,
-            Self::InvalidAmount | Self::InvalidAddress | Self::SharesMismatch => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            Self::UnknownField => StatusCode::BAD_REQUEST,
+            Self::WrongType => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::InvalidAmount => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::InvalidAddress => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::SharesMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::DuplicatePayee => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyPayees => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::UnknownToken => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::InvalidParameter => StatusCode::BAD_REQUEST,
+            Self::LimitExceeded => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::IdempotencyKeyMissing => StatusCode::BAD_REQUEST,
+            Self::IdempotencyConflict => StatusCode::CONFLICT,
+            Self::NotCancellable => StatusCode::CONFLICT,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::IdempotencyConflict => StatusCode::CONFLICT,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -53,13 +122,27 @@ impl ErrorCode {
     pub const fn title(self) -> &'static str {
         match self {
             Self::MalformedBody => "Malformed request body",
+            Self::UnknownField => "Unknown field",
+            Self::WrongType => "Wrong type",
+            Self::UnsupportedMediaType => "Unsupported media type",
+            Self::BodyTooLarge => "Body too large",
             Self::InvalidAmount => "Invalid amount",
             Self::InvalidAddress => "Invalid address",
             Self::SharesMismatch => "Shares do not sum to the scale",
+            Self::DuplicatePayee => "Duplicate payee",
+            Self::TooManyPayees => "Too many payees",
+            Self::UnknownToken => "Unknown token or chain",
+            Self::InvalidParameter => "Invalid parameter",
+            Self::LimitExceeded => "Limit exceeded",
+            Self::IdempotencyKeyMissing => "Idempotency-Key required",
+            Self::IdempotencyConflict => "Idempotency key reused with a different request",
+            Self::NotCancellable => "Payment can no longer be cancelled",
             Self::Unauthenticated => "Authentication required",
             Self::Forbidden => "Not allowed for this key",
             Self::NotFound => "Not found",
-            Self::IdempotencyConflict => "Idempotency key reused with a different request",
+            Self::MethodNotAllowed => "Method not allowed",
+            Self::RateLimited => "Rate limited",
+            Self::Unavailable => "Service unavailable",
             Self::Internal => "Internal error",
         }
     }
@@ -70,6 +153,7 @@ impl ErrorCode {
 pub struct ApiError {
     code: ErrorCode,
     detail: String,
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -78,7 +162,20 @@ impl ApiError {
         Self {
             code,
             detail: detail.into(),
+            retry_after: None,
         }
+    }
+
+    /// Adds a `Retry-After` header of `seconds`.
+    #[must_use]
+    pub const fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    /// The client-facing detail.
+    pub fn detail(&self) -> &str {
+        &self.detail
     }
 
     /// An internal failure: `cause` is logged, the client sees a generic detail.
@@ -94,6 +191,22 @@ impl ApiError {
     pub const fn code(&self) -> ErrorCode {
         self.code
     }
+}
+
+/// The problem+json body (RFC 7807) with our stable `code`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// A URI naming the problem type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Constant per code.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What was wrong and how to fix it.
+    pub detail: String,
+    /// The stable code.
+    pub code: ErrorCode,
 }
 
 #[derive(Serialize)]
@@ -127,6 +240,11 @@ impl IntoResponse for ApiError {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
     }
 }

@@ -4,6 +4,7 @@
 //! The user PIN comes only from `SETTLE_HSM_PIN`, never from a flag: a flag would leave it in
 //! shell history and in the process list. Nothing here prints it.
 
+pub mod api;
 pub mod rotation;
 
 use std::{fmt::Write as _, num::NonZeroUsize, path::PathBuf, time::Duration};
@@ -61,6 +62,8 @@ pub enum KeysCommand {
     Retire(rotation::RetireArgs),
     /// List a contract's keys in the relayer's key registry.
     Registry(rotation::ContractArgs),
+    /// Issue or revoke API keys (bearer tokens with a role).
+    Api(api::ApiKeyArgs),
 }
 
 /// Which token, through which module.
@@ -383,6 +386,7 @@ pub async fn run(args: KeysArgs) -> anyhow::Result<()> {
                 create.label, create.token.token
             );
         }
+        KeysCommand::Api(args) => api::run(args).await?,
         KeysCommand::Audit(audit) => {
             let entries = audit_log(&audit.database_url).await?;
             println!("signing log intact: {entries} entries");

@@ -1,15 +1,19 @@
-//! The reorg window: the last indexed blocks as (number, hash, parent hash).
+//! The reorg window's rules: what a freshly read range must agree with before it is written.
 //!
-//! When a new block's parent hash does not match the hash we hold at its
-//! height minus one, the chain reorganised. The fork point is found by walking
-//! back through the window until our hash equals the canonical one; everything
-//! above it is rolled back and re-applied. A reorg deeper than the window stops
-//! the indexer instead of guessing.
+//! The window itself lives in `indexer.blocks` (so it survives restarts) as (number, hash,
+//! parent hash): dense for the blocks near the chain's head, plus the last block of every range.
+//! A sync first asks whether the newest stored block is still canonical; if it is, so is
+//! everything below it (hashes chain). If not, the fork point is the highest stored block whose
+//! hash the chain still has, and everything above it is rolled back in one transaction. A reorg
+//! below the oldest stored block stops the indexer instead of guessing.
+//!
+//! Between that check and the write the chain can still move, so the headers of the new range are
+//! checked here against each other, against the stored blocks, and against the block hashes its
+//! logs carry.
 
-use std::collections::VecDeque;
+use std::collections::BTreeMap;
 
 use alloy::primitives::B256;
-use thiserror::Error;
 
 /// A block as the window remembers it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,100 +26,90 @@ pub struct BlockRef {
     pub parent_hash: B256,
 }
 
-/// Why the window cannot take a block.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum ReorgError {
-    /// The block does not follow the window's head.
-    #[error("block {got} does not follow the window's head {head}")]
-    NotNext {
-        /// The window's head height.
-        head: u64,
-        /// The offered block's height.
+/// Why a freshly read range does not fit: the chain moved while it was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mismatch {
+    /// The header at `number` is not the child of the block below it (fetched or stored).
+    Unlinked {
+        /// The header's height.
+        number: u64,
+    },
+    /// The headers are not consecutive heights.
+    Gap {
+        /// The height expected next.
+        expected: u64,
+        /// The height found.
         got: u64,
     },
-    /// The chain reorganised below the oldest block the window keeps.
-    #[error(
-        "reorg deeper than the window: no common ancestor in blocks {oldest}..={head}; \
-         raise the window size or re-index from an older checkpoint"
-    )]
-    TooDeep {
-        /// Oldest height held.
-        oldest: u64,
-        /// Head height held.
-        head: u64,
+    /// A stored block at `number` has another hash than the fetched header.
+    Changed {
+        /// The height.
+        number: u64,
+    },
+    /// A log at `number` carries another block hash than the fetched header.
+    LogFromOtherBlock {
+        /// The height.
+        number: u64,
     },
 }
 
-/// What happens when a block is offered to the window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Advance {
-    /// The block extends the head.
-    Extended,
-    /// The block's parent is not our head: the chain reorganised.
-    Reorg,
-}
-
-/// The last `capacity` blocks indexed.
-#[derive(Debug, Clone)]
-pub struct ReorgWindow {
-    blocks: VecDeque<BlockRef>,
-    capacity: usize,
-}
-
-impl ReorgWindow {
-    /// An empty window keeping at most `capacity` blocks (at least one).
-    pub fn new(capacity: usize) -> Self {
-        Self {
-            blocks: VecDeque::new(),
-            capacity: capacity.max(1),
-        }
-    }
-
-    /// The newest block held.
-    pub fn head(&self) -> Option<&BlockRef> {
-        self.blocks.back()
-    }
-
-    /// Offers the next block: extends the window, or reports a reorg and
-    /// leaves the window unchanged.
-    pub fn advance(&mut self, block: BlockRef) -> Result<Advance, ReorgError> {
-        if let Some(head) = self.blocks.back() {
-            if head.number.checked_add(1) != Some(block.number) {
-                return Err(ReorgError::NotNext {
-                    head: head.number,
-                    got: block.number,
-                });
+/// Checks that `headers` (ascending, consecutive) form a chain, extend the stored block just below
+/// the first one (if stored), equal the stored blocks at the same heights, and carry every log
+/// (`(number, block hash)`) that falls within their heights.
+pub fn check_range(
+    stored: &[BlockRef],
+    headers: &[BlockRef],
+    logs: impl IntoIterator<Item = (u64, B256)>,
+) -> Result<(), Mismatch> {
+    let stored: BTreeMap<u64, &BlockRef> = stored.iter().map(|b| (b.number, b)).collect();
+    let mut previous: Option<&BlockRef> = None;
+    for header in headers {
+        match previous {
+            Some(prev) => {
+                let expected = prev.number.saturating_add(1);
+                if header.number != expected {
+                    return Err(Mismatch::Gap {
+                        expected,
+                        got: header.number,
+                    });
+                }
+                if header.parent_hash != prev.hash {
+                    return Err(Mismatch::Unlinked {
+                        number: header.number,
+                    });
+                }
             }
-            if head.hash != block.parent_hash {
-                return Ok(Advance::Reorg);
+            None => {
+                let below = header.number.checked_sub(1).and_then(|n| stored.get(&n));
+                if below.is_some_and(|b| b.hash != header.parent_hash) {
+                    return Err(Mismatch::Unlinked {
+                        number: header.number,
+                    });
+                }
             }
         }
-        self.blocks.push_back(block);
-        if self.blocks.len() > self.capacity {
-            self.blocks.pop_front();
+        if stored
+            .get(&header.number)
+            .is_some_and(|b| b.hash != header.hash)
+        {
+            return Err(Mismatch::Changed {
+                number: header.number,
+            });
         }
-        Ok(Advance::Extended)
+        previous = Some(header);
     }
-
-    /// Finds the newest block we hold that is still canonical, given the
-    /// canonical hash at a height, and drops everything above it. Returns the
-    /// fork point's height: rows above it must be rolled back.
-    pub fn rewind<F>(&mut self, mut canonical_hash: F) -> Result<u64, ReorgError>
-    where
-        F: FnMut(u64) -> Option<B256>,
-    {
-        let (oldest, head) = match (self.blocks.front(), self.blocks.back()) {
-            (Some(o), Some(h)) => (o.number, h.number),
-            _ => return Err(ReorgError::TooDeep { oldest: 0, head: 0 }),
-        };
-        while let Some(block) = self.blocks.back() {
-            if canonical_hash(block.number) == Some(block.hash) {
-                return Ok(block.number);
+    if let (Some(first), Some(last)) = (headers.first(), headers.last()) {
+        for (number, hash) in logs {
+            if number < first.number || number > last.number {
+                continue;
             }
-            self.blocks.pop_back();
+            let index = usize::try_from(number.saturating_sub(first.number)).unwrap_or(usize::MAX);
+            if headers.get(index).is_none_or(|h| h.hash != hash) {
+                return Err(Mismatch::LogFromOtherBlock { number });
+            }
         }
-        Err(ReorgError::TooDeep { oldest, head })
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -137,44 +131,66 @@ mod tests {
         }
     }
 
-    fn window_of(range: std::ops::RangeInclusive<u64>, capacity: usize) -> ReorgWindow {
-        let mut w = ReorgWindow::new(capacity);
-        for n in range {
-            assert_eq!(w.advance(block(0, n, 0)), Ok(Advance::Extended));
-        }
-        w
+    fn chain(fork: u8, range: std::ops::RangeInclusive<u64>) -> Vec<BlockRef> {
+        range.map(|n| block(fork, n, fork)).collect()
     }
 
     #[test]
-    fn finds_fork_point_and_drops_orphans() {
-        let mut w = window_of(10..=20, 64);
-        // The canonical chain replaced blocks 18.. (fork 1 from 18 on).
-        assert_eq!(w.advance(block(1, 21, 1)), Ok(Advance::Reorg));
-        let fork = w.rewind(|n| Some(if n >= 18 { hash(1, n) } else { hash(0, n) }));
-        assert_eq!(fork, Ok(17));
-        assert_eq!(w.head().map(|b| b.number), Some(17));
-        assert_eq!(w.advance(block(1, 18, 0)), Ok(Advance::Extended));
+    fn a_consistent_range_passes() {
+        let stored = chain(0, 5..=9);
+        let headers = chain(0, 10..=14);
+        let logs = [(10, hash(0, 10)), (14, hash(0, 14)), (3, hash(7, 3))];
+        assert_eq!(check_range(&stored, &headers, logs), Ok(()));
+        assert_eq!(check_range(&[], &[], [(1, hash(0, 1))]), Ok(()));
     }
 
     #[test]
-    fn reorg_deeper_than_window_is_an_error() {
-        let mut w = window_of(10..=20, 5);
-        let err = w.rewind(|n| Some(hash(9, n)));
+    fn a_range_on_another_fork_than_the_stored_head_is_unlinked() {
+        let stored = chain(0, 5..=9);
+        let mut headers = chain(1, 10..=12);
+        headers[0].parent_hash = hash(1, 9);
         assert_eq!(
-            err,
-            Err(ReorgError::TooDeep {
-                oldest: 16,
-                head: 20
+            check_range(&stored, &headers, []),
+            Err(Mismatch::Unlinked { number: 10 })
+        );
+    }
+
+    #[test]
+    fn headers_that_do_not_chain_or_skip_are_refused() {
+        let mut headers = chain(0, 10..=12);
+        headers[2].parent_hash = hash(3, 11);
+        assert_eq!(
+            check_range(&[], &headers, []),
+            Err(Mismatch::Unlinked { number: 12 })
+        );
+        let skipping = vec![block(0, 10, 0), block(0, 12, 0)];
+        assert_eq!(
+            check_range(&[], &skipping, []),
+            Err(Mismatch::Gap {
+                expected: 11,
+                got: 12
             })
         );
     }
 
     #[test]
-    fn gap_is_rejected() {
-        let mut w = window_of(1..=3, 8);
+    fn a_stored_block_that_changed_is_refused() {
+        let stored = chain(0, 8..=11);
+        let mut headers = chain(0, 10..=12);
+        headers[1] = block(2, 11, 0);
+        headers[2].parent_hash = hash(2, 11);
         assert_eq!(
-            w.advance(block(0, 5, 0)),
-            Err(ReorgError::NotNext { head: 3, got: 5 })
+            check_range(&stored, &headers, []),
+            Err(Mismatch::Changed { number: 11 })
+        );
+    }
+
+    #[test]
+    fn a_log_from_an_orphaned_block_is_refused() {
+        let headers = chain(0, 10..=12);
+        assert_eq!(
+            check_range(&[], &headers, [(10, hash(0, 10)), (11, hash(4, 11))]),
+            Err(Mismatch::LogFromOtherBlock { number: 11 })
         );
     }
 }

@@ -22,7 +22,11 @@ use thiserror::Error;
 use uuid::Uuid;
 
 /// The relayer's migrations (schema `relayer`).
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
+    // The indexer's and the api's migrations share sqlx's table; they are not ours to miss.
+    ignore_missing: true,
+    ..sqlx::migrate!("./migrations")
+};
 
 /// Longest idempotency key accepted, in bytes.
 pub const MAX_KEY_LEN: usize = 255;

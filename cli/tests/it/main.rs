@@ -1,4 +1,5 @@
 //! `settle` command tests: the built binary against real SoftHSM2 tokens and Postgres.
 
+mod api_keys;
 mod keys;
 mod serve;

@@ -1,0 +1,5 @@
+//! API tests: the real router served on a loopback port, against real Postgres and anvil.
+
+mod harness;
+mod ops;
+mod schemathesis;
