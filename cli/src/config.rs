@@ -63,6 +63,71 @@ pub struct Config {
     pub relayer: RelayerSection,
     /// What instructions are accepted.
     pub intake: IntakeSection,
+    /// Following the chain.
+    #[serde(default)]
+    pub indexer: IndexerSection,
+    /// The REST API.
+    #[serde(default)]
+    pub api: ApiSection,
+}
+
+/// `[indexer]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IndexerSection {
+    /// Blocks behind the head the indexer stays.
+    pub confirmations: u64,
+    /// Blocks kept to find a reorg's fork point.
+    pub reorg_window: u64,
+    /// Blocks per `eth_getLogs` at start.
+    pub initial_range: u64,
+    /// Most blocks per `eth_getLogs`.
+    pub max_range: u64,
+    /// Milliseconds between syncs once caught up.
+    pub poll_interval_ms: u64,
+    /// Seconds between reconciliation runs in `settle serve` (0: never).
+    pub reconcile_every_secs: u64,
+}
+
+impl Default for IndexerSection {
+    fn default() -> Self {
+        Self {
+            confirmations: 1,
+            reorg_window: 128,
+            initial_range: 500,
+            max_range: 5_000,
+            poll_interval_ms: 1_000,
+            reconcile_every_secs: 300,
+        }
+    }
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSection {
+    /// Address to listen on.
+    pub listen: String,
+    /// Requests per second per key.
+    pub rate_per_sec: u64,
+    /// Burst per key.
+    pub burst: u64,
+    /// Largest request body, bytes.
+    pub max_body_bytes: usize,
+    /// Most items per page.
+    pub max_page: u32,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".to_owned(),
+            rate_per_sec: 50,
+            burst: 200,
+            max_body_bytes: 4 * 1024 * 1024,
+            max_page: 500,
+        }
+    }
 }
 
 /// `[database]`.
@@ -111,7 +176,7 @@ pub struct HsmSection {
 
 /// `[relayer]`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct RelayerSection {
     /// Most payments per batch.
     pub max_payments: usize,
@@ -232,6 +297,10 @@ pub struct Settings {
     pub low_balance_wei: U256,
     /// RPC timeout.
     pub rpc_timeout: Duration,
+    /// The indexer.
+    pub indexer: settle_indexer::IndexerConfig,
+    /// Where the API listens.
+    pub listen: std::net::SocketAddr,
 }
 
 impl Settings {
@@ -419,7 +488,26 @@ pub fn parse(
             tier(format!("intake.integrators.{integrator}"), name)?,
         );
     }
+    let ix = &file.indexer;
+    let indexer = settle_indexer::IndexerConfig {
+        confirmations: ix.confirmations,
+        reorg_window: positive(path, "indexer.reorg_window", ix.reorg_window)?,
+        initial_range: positive(path, "indexer.initial_range", ix.initial_range)?,
+        max_range: positive(path, "indexer.max_range", ix.max_range)?,
+        poll_interval: Duration::from_millis(positive(path, "indexer.poll_interval_ms", ix.poll_interval_ms)?),
+        ..settle_indexer::IndexerConfig::new(file.chain.chain_id, vec![contract], file.chain.deployment_block)
+    };
+    indexer
+        .validate()
+        .map_err(|e| invalid("indexer", e.to_string()))?;
+    let listen = file
+        .api
+        .listen
+        .parse()
+        .map_err(|_| invalid("api.listen", format!("= {:?} is not host:port, e.g. \"127.0.0.1:8080\"", file.api.listen)))?;
     Ok(Settings {
+        indexer,
+        listen,
         database_url,
         contract,
         relayer,

@@ -8,6 +8,7 @@
 pub mod config;
 pub mod dev;
 pub mod keys;
+pub mod reconcile;
 pub mod serve;
 
 use clap::{Parser, Subcommand};
@@ -32,8 +33,10 @@ pub enum Command {
     Dev(dev::DevArgs),
     /// Manage the relayer's keys on the HSM and check the signing log.
     Keys(keys::KeysArgs),
-    /// Run the relayer (and, as they land, the indexer and the API) from settle.toml.
+    /// Run the relayer, the indexer and the API (or one of them) from settle.toml.
     Serve(serve::ServeArgs),
+    /// Reconcile once: relayer intentions vs indexed events vs chain balances; non-zero exit on findings.
+    Reconcile(reconcile::ReconcileArgs),
 }
 
 /// Runs the parsed command line.
@@ -42,5 +45,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dev(args) => dev::run(args).await,
         Command::Keys(args) => keys::run(args).await,
         Command::Serve(args) => serve::run(args).await,
+        Command::Reconcile(args) => reconcile::run(args).await,
     }
 }

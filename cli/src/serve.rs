@@ -1,22 +1,24 @@
 //! `settle serve`: the long-running parts, configured by `settle.toml`.
 //!
-//! Today it runs the relayer (batching, HSM signing, submission); the indexer
-//! and the API join it as they land. It stops cleanly on Ctrl-C or SIGTERM;
-//! killed any other way, the next start resumes from the database.
+//! It runs the relayer (batching, HSM signing, submission), the indexer (with
+//! a reconciliation run every `indexer.reconcile_every_secs`) and the REST
+//! API in one process, or one of them alone with `--only`. It stops cleanly on
+//! Ctrl-C or SIGTERM; killed any other way, the next start resumes from the
+//! database.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use clap::{Args, ValueEnum};
 use settle_relayer::{
-    RpcConfig, RpcPool,
-    intake::MIGRATOR,
+    HsmSigner, RpcConfig, RpcPool,
     keys::{KeyRegistry, KeyRole},
     service::Relayer,
 };
-use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgPool, postgres::PgPoolOptions};
+use tokio::sync::watch;
 
 use crate::{
-    config,
+    config::{self, Settings},
     keys::{Hsm, PIN_ENV, TokenArgs},
 };
 
@@ -25,6 +27,10 @@ use crate::{
 pub enum Part {
     /// Batching, signing and submission.
     Relayer,
+    /// Chain following and reconciliation.
+    Indexer,
+    /// The REST API.
+    Api,
 }
 
 /// Options of `settle serve`.
@@ -33,32 +39,15 @@ pub struct ServeArgs {
     /// The configuration file.
     #[arg(long, env = "SETTLE_CONFIG", default_value = "settle.toml")]
     pub config: PathBuf,
-    /// Run only this part (default: every part that exists).
+    /// Run only this part (default: all of them).
     #[arg(long, value_enum)]
     pub only: Option<Part>,
 }
 
-/// Runs until Ctrl-C or SIGTERM.
-pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let settings = config::load(&args.config, std::env::var("SETTLE_DATABASE_URL").ok())?;
-    let file = &settings.file;
-    let hsm = Hsm::open(
-        &TokenArgs {
-            token: file.hsm.token.clone(),
-            module: PathBuf::from(&file.hsm.module),
-        },
-        std::env::var(PIN_ENV).ok(),
-    )?;
-    let batch_keys = file
-        .hsm
-        .batch_keys
-        .iter()
-        .map(|label| hsm.signer(label, file.hsm.sessions))
-        .collect::<Result<Vec<_>, _>>()?;
-    let sender = hsm.signer(&file.hsm.sender_key, file.hsm.sessions)?;
-
+/// Connects to Postgres and runs every part's migrations.
+pub async fn database(settings: &Settings) -> anyhow::Result<PgPool> {
     let pool = PgPoolOptions::new()
-        .max_connections(8)
+        .max_connections(16)
         .connect(&settings.database_url)
         .await
         .map_err(|e| {
@@ -67,47 +56,200 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 crate::dev::redact(&settings.database_url)
             )
         })?;
-    MIGRATOR.run(&pool).await?;
-    let rpc = RpcPool::new(
-        &file.chain.rpc,
+    settle_relayer::intake::MIGRATOR.run(&pool).await?;
+    settle_indexer::migrate(&pool).await?;
+    settle_api::MIGRATOR.run(&pool).await?;
+    Ok(pool)
+}
+
+/// The chain's endpoints as configured.
+pub fn rpc(settings: &Settings) -> anyhow::Result<Arc<RpcPool>> {
+    Ok(Arc::new(RpcPool::new(
+        &settings.file.chain.rpc,
         RpcConfig {
             timeout: settings.rpc_timeout,
             ..RpcConfig::default()
         },
-    )?;
+    )?))
+}
 
+/// The API's configuration from the file's.
+pub fn api_config(settings: &Settings, senders: Vec<alloy::primitives::Address>) -> settle_api::ApiConfig {
+    let api = &settings.file.api;
+    settle_api::ApiConfig {
+        chain_id: settings.file.chain.chain_id,
+        contract: settings.contract,
+        intake: settings.intake.clone(),
+        limits: settings.limits.clone(),
+        default_limits: settings.default_limits,
+        rate_per_sec: api.rate_per_sec,
+        burst: api.burst,
+        max_body_bytes: api.max_body_bytes,
+        max_page: api.max_page,
+        senders,
+        low_balance_wei: settings.low_balance_wei,
+    }
+}
+
+/// Waits until the watch says stop.
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow_and_update() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn run_relayer(
+    settings: &Settings,
+    pool: &PgPool,
+    rpc: &RpcPool,
+    keys: &(Vec<HsmSigner>, HsmSigner),
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let (batch_keys, sender) = keys;
     // A fresh database has no active batch key yet: the first configured one starts the registry.
     let registry = KeyRegistry::new(pool.clone());
-    let (chain_id, contract) = (file.chain.chain_id, settings.contract);
-    if registry
-        .active(chain_id, contract, KeyRole::Batch)
-        .await?
-        .is_none()
-        && let (Some(label), Some(key)) = (file.hsm.batch_keys.first(), batch_keys.first())
+    let (chain_id, contract) = (settings.file.chain.chain_id, settings.contract);
+    if registry.active(chain_id, contract, KeyRole::Batch).await?.is_none()
+        && let (Some(label), Some(key)) = (settings.file.hsm.batch_keys.first(), batch_keys.first())
     {
         registry
             .activate(chain_id, contract, KeyRole::Batch, label, key.address())
             .await?;
         tracing::info!(%label, address = %key.address(), "registered the first batch key");
     }
-
     let relayer = Relayer::start(
         pool.clone(),
         &settings.database_url,
-        &rpc,
+        rpc,
         batch_keys.iter().collect(),
-        &sender,
+        sender,
         settings.relayer,
     )
     .await?;
-    tracing::info!(
-        chain_id,
-        %contract,
-        sender = %sender.address(),
-        only = ?args.only,
-        "relayer running"
-    );
-    relayer.run(crate::dev::shutdown()).await;
+    tracing::info!(chain_id, %contract, sender = %sender.address(), "relayer running");
+    relayer.run(stopped(stop)).await;
+    Ok(())
+}
+
+async fn run_indexer(
+    settings: &Settings,
+    pool: &PgPool,
+    rpc: Arc<RpcPool>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let indexer = settle_indexer::Indexer::new(pool.clone(), Arc::clone(&rpc), settings.indexer.clone())?;
+    let every = settings.file.indexer.reconcile_every_secs;
+    let reconciler = async {
+        if every == 0 {
+            return;
+        }
+        let mut stop = stop.clone();
+        loop {
+            tokio::select! {
+                () = stopped(stop.clone()) => return,
+                () = tokio::time::sleep(Duration::from_secs(every)) => {}
+            }
+            match settle_indexer::reconcile::reconcile(pool, &rpc, settings.file.chain.chain_id, settings.contract).await {
+                Ok(run) if run.findings.is_empty() => tracing::info!("{}", run.summary()),
+                Ok(run) => tracing::warn!("{}", run.summary()),
+                Err(e) => tracing::warn!(error = %e, "reconciliation could not run"),
+            }
+            if *stop.borrow_and_update() {
+                return;
+            }
+        }
+    };
+    tracing::info!(chain_id = settings.file.chain.chain_id, contract = %settings.contract, "indexer running");
+    let (followed, ()) = tokio::join!(indexer.run(stopped(stop.clone())), reconciler);
+    followed?;
+    Ok(())
+}
+
+async fn run_api(
+    settings: &Settings,
+    pool: &PgPool,
+    rpc: Arc<RpcPool>,
+    senders: Vec<alloy::primitives::Address>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}; free the port or set api.listen", settings.listen))?;
+    tracing::info!(listen = %settings.listen, "api serving");
+    let state = settle_api::AppState::new(pool.clone(), rpc, api_config(settings, senders), None);
+    settle_api::serve(listener, state, stopped(stop)).await?;
+    Ok(())
+}
+
+/// Runs until Ctrl-C or SIGTERM.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = config::load(&args.config, std::env::var("SETTLE_DATABASE_URL").ok())?;
+    let wants = |part| args.only.is_none_or(|only| only == part);
+    let file = &settings.file;
+    let keys = if wants(Part::Relayer) {
+        let hsm = Hsm::open(
+            &TokenArgs {
+                token: file.hsm.token.clone(),
+                module: PathBuf::from(&file.hsm.module),
+            },
+            std::env::var(PIN_ENV).ok(),
+        )?;
+        let batch_keys = file
+            .hsm
+            .batch_keys
+            .iter()
+            .map(|label| hsm.signer(label, file.hsm.sessions))
+            .collect::<Result<Vec<_>, _>>()?;
+        Some((batch_keys, hsm.signer(&file.hsm.sender_key, file.hsm.sessions)?))
+    } else {
+        None
+    };
+    let senders = keys.as_ref().map(|(_, s)| vec![s.address()]).unwrap_or_default();
+    let pool = database(&settings).await?;
+    let rpc = rpc(&settings)?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    {
+        let stop_tx = Arc::clone(&stop_tx);
+        tokio::spawn(async move {
+            crate::dev::shutdown().await;
+            let _ = stop_tx.send(true);
+        });
+    }
+    // A part that fails stops the others, so the process exits with its error.
+    let stop_all = |result: anyhow::Result<()>| {
+        if result.is_err() {
+            let _ = stop_tx.send(true);
+        }
+        result
+    };
+    let relayer = async {
+        stop_all(match &keys {
+            Some(keys) => run_relayer(&settings, &pool, &rpc, keys, stop_rx.clone()).await,
+            None => Ok(()),
+        })
+    };
+    let indexer = async {
+        stop_all(if wants(Part::Indexer) {
+            run_indexer(&settings, &pool, Arc::clone(&rpc), stop_rx.clone()).await
+        } else {
+            Ok(())
+        })
+    };
+    let api = async {
+        stop_all(if wants(Part::Api) {
+            run_api(&settings, &pool, Arc::clone(&rpc), senders.clone(), stop_rx.clone()).await
+        } else {
+            Ok(())
+        })
+    };
+    let (r, i, a) = tokio::join!(relayer, indexer, api);
+    r?;
+    i?;
+    a?;
     tracing::info!("stopped");
     Ok(())
 }

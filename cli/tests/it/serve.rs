@@ -25,7 +25,12 @@ use settle_testkit::{
 
 const PLATFORM: Address = Address::repeat_byte(0x0c);
 
-fn config(chain: &TestChain, db: &TestDb, token: &TestToken, contract: Address) -> String {
+thread_local! {
+    /// The running process's log, shown when a wait times out.
+    static LOG: std::cell::RefCell<std::path::PathBuf> = std::cell::RefCell::default();
+}
+
+fn config(chain: &TestChain, db: &TestDb, token: &TestToken, contract: Address, api_port: u16) -> String {
     format!(
         r#"
 [database]
@@ -56,6 +61,14 @@ max_fee_cap_wei = "1000000000000"
 low_balance_wei = "1000"
 interval_ms = 20
 
+[indexer]
+confirmations = 0
+poll_interval_ms = 50
+reconcile_every_secs = 1
+
+[api]
+listen = "127.0.0.1:{api_port}"
+
 [intake]
 tokens = [{{ address = "0x0000000000000000000000000000000000000000", max_payment = "1000000000000" }}]
 default_tier = "open"
@@ -73,9 +86,15 @@ daily_cap = "1000000000000000"
     )
 }
 
-fn spawn(path: &std::path::Path, token: &TestToken) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_settle"))
-        .args(["serve", "--only", "relayer", "--config"])
+fn spawn(path: &std::path::Path, token: &TestToken, only: Option<&str>) -> Child {
+    LOG.with(|l| *l.borrow_mut() = path.with_extension("log"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_settle"));
+    command.arg("serve");
+    if let Some(part) = only {
+        command.args(["--only", part]);
+    }
+    command
+        .arg("--config")
         .arg(path)
         .env(
             softhsm::CONF_ENV,
@@ -84,11 +103,25 @@ fn spawn(path: &std::path::Path, token: &TestToken) -> Child {
         )
         .env("SETTLE_HSM_PIN", token.user_pin())
         .env_remove("SETTLE_DATABASE_URL")
-        .env("RUST_LOG", "warn")
+        .env("SETTLE_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(path.with_extension("log")).expect("log file"))
         .spawn()
         .expect("settle serve starts")
+}
+
+/// Polls the API's `/readyz` until it answers 200; returns the body.
+async fn wait_ready(port: u16) -> String {
+    let started = Instant::now();
+    loop {
+        if let Ok(response) = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await
+            && response.status().is_success()
+        {
+            return response.text().await.expect("body");
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the API never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn count(db: &TestDb, sql: &str) -> i64 {
@@ -104,7 +137,8 @@ async fn wait_for(db: &TestDb, sql: &str, at_least: i64) {
     while count(db, sql).await < at_least {
         assert!(
             started.elapsed() < Duration::from_secs(60),
-            "timed out waiting for {sql} >= {at_least}"
+            "timed out waiting for {sql} >= {at_least}; the process said:\n{}",
+            std::fs::read_to_string(LOG.with(|l| l.borrow().clone())).unwrap_or_default()
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -214,8 +248,16 @@ async fn a_relayer_process_killed_at_each_stage_settles_everything_once() {
         .expect("deposit");
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("settle.toml");
-    std::fs::write(&path, config(&chain, &db, &token, *settlement.address()))
-        .expect("config written");
+    let api_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("free port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    std::fs::write(
+        &path,
+        config(&chain, &db, &token, *settlement.address(), api_port),
+    )
+    .expect("config written");
     let intake = Intake::new(
         db.pool().clone(),
         IntakeConfig {
@@ -237,18 +279,27 @@ async fn a_relayer_process_killed_at_each_stage_settles_everything_once() {
     for (round, stage) in (0u32..).zip(stages) {
         let before = count(&db, stage).await;
         submit(&intake, funder, round, &mut expected).await;
-        let mut child = spawn(&path, &token);
+        let mut child = spawn(&path, &token, Some("relayer"));
         wait_for(&db, stage, before.checked_add(1).expect("small")).await;
         child.kill().expect("SIGKILL");
         let status = child.wait().expect("reaped");
         assert!(!status.success(), "killed, not exited: {status}");
     }
 
-    let mut child = spawn(&path, &token);
+    // The whole process this time: relayer, indexer (with reconciliation) and API.
+    let mut child = spawn(&path, &token, None);
     wait_for(
         &db,
         "SELECT count(*) FROM relayer.instructions WHERE status = 'settled'",
         12,
+    )
+    .await;
+    let ready = wait_ready(api_port).await;
+    assert!(ready.contains("\"status\":\"ready\""), "{ready}");
+    wait_for(
+        &db,
+        "SELECT count(*) FROM indexer.reconciliation_runs WHERE findings = 0",
+        1,
     )
     .await;
     let pid = i32::try_from(child.id()).expect("pid");

@@ -243,6 +243,17 @@ impl Env {
         funding: u8,
         payments: &[(u128, Vec<(Address, u32)>)],
     ) -> B256 {
+        self.settle_with_ids(contract, funding, payments, &[]).await
+    }
+
+    /// Like [`Self::settle`], with the first payments' ids given by `ids` (the rest made fresh).
+    pub(crate) async fn settle_with_ids(
+        &self,
+        contract: Address,
+        funding: u8,
+        payments: &[(u128, Vec<(Address, u32)>)],
+        ids: &[B256],
+    ) -> B256 {
         let mut payees: Vec<Address> = payments
             .iter()
             .flat_map(|(_, legs)| legs.iter().map(|(payee, _)| *payee))
@@ -252,8 +263,11 @@ impl Env {
         payees.sort_unstable();
         let packed: Vec<Payment> = payments
             .iter()
-            .map(|(amount, legs)| Payment {
-                payment_id: keccak256(self.next_nonce.fetch_add(1, Ordering::SeqCst).to_be_bytes()),
+            .enumerate()
+            .map(|(i, (amount, legs))| Payment {
+                payment_id: ids.get(i).copied().unwrap_or_else(|| {
+                    keccak256(self.next_nonce.fetch_add(1, Ordering::SeqCst).to_be_bytes())
+                }),
                 amount: *amount,
                 legs: legs
                     .iter()

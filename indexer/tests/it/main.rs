@@ -9,6 +9,7 @@ mod env;
 mod follow;
 mod migrations;
 mod ranges;
+mod reconcile;
 mod reorgs;
 mod rpc_limit;
 mod throughput;
