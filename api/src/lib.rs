@@ -9,13 +9,21 @@
 //! their libraries. It must never answer a client's mistake with a 500, and
 //! never put internal details (SQL, RPC errors, key labels) in a response.
 
+pub mod auditors;
 pub mod auth;
+pub mod batches;
 pub mod extract;
+mod listing;
+pub mod merchants;
 pub mod ops;
+mod page;
+pub mod payments;
 pub mod problem;
 pub mod ratelimit;
+pub mod reconciliation;
 pub mod state;
 pub mod validate;
+pub mod webhooks;
 
 use std::{future::Future, sync::Arc};
 
@@ -53,10 +61,13 @@ pub const REQUEST_ID: &str = "x-request-id";
         title = "settle",
         description = "Split-payment settlement: submit payments, follow them to on-chain settlement, read payouts and the evidence behind them. Amounts are decimal strings of integer base units; addresses are EIP-55. Authenticate with `Authorization: Bearer <api key>`.",
     ),
-    components(schemas(problem::Problem, problem::ErrorCode)),
+    components(schemas(problem::Problem, problem::ErrorCode, webhooks::Event)),
     modifiers(&BearerAuth),
     tags(
         (name = "operations", description = "Health, readiness, metrics"),
+        (name = "payments", description = "Submit payments, follow them to settlement, cancel them before they are batched"),
+        (name = "batches", description = "Signed batches and their on-chain record"),
+        (name = "webhooks", description = "Endpoints told of every payment status change (`payment.status_changed`, see the `Event` schema), signed with `Settle-Signature`"),
     )
 )]
 struct ApiDoc;
@@ -81,6 +92,12 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
         .routes(routes!(auth::whoami))
+        .merge(payments::routes())
+        .merge(batches::routes())
+        .merge(webhooks::routes())
+        .merge(merchants::routes())
+        .merge(auditors::routes())
+        .merge(reconciliation::routes())
 }
 
 /// The OpenAPI document.

@@ -37,6 +37,8 @@ pub enum ErrorCode {
     UnknownToken,
     /// A path or query parameter is malformed.
     InvalidParameter,
+    /// A URL (a webhook endpoint) is malformed or not `http(s)://`.
+    InvalidUrl,
     /// The payment exceeds the integrator's single-payment maximum or rolling 24-hour cap.
     LimitExceeded,
     /// A submission has no `Idempotency-Key` header.
@@ -63,7 +65,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [Self; 23] = [
+    pub const ALL: [Self; 24] = [
         Self::MalformedBody,
         Self::UnknownField,
         Self::WrongType,
@@ -76,6 +78,7 @@ impl ErrorCode {
         Self::TooManyPayees,
         Self::UnknownToken,
         Self::InvalidParameter,
+        Self::InvalidUrl,
         Self::LimitExceeded,
         Self::IdempotencyKeyMissing,
         Self::IdempotencyConflict,
@@ -104,6 +107,7 @@ impl ErrorCode {
             Self::TooManyPayees => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UnknownToken => StatusCode::UNPROCESSABLE_ENTITY,
             Self::InvalidParameter => StatusCode::BAD_REQUEST,
+            Self::InvalidUrl => StatusCode::UNPROCESSABLE_ENTITY,
             Self::LimitExceeded => StatusCode::UNPROCESSABLE_ENTITY,
             Self::IdempotencyKeyMissing => StatusCode::BAD_REQUEST,
             Self::IdempotencyConflict => StatusCode::CONFLICT,
@@ -133,6 +137,7 @@ impl ErrorCode {
             Self::TooManyPayees => "Too many payees",
             Self::UnknownToken => "Unknown token or chain",
             Self::InvalidParameter => "Invalid parameter",
+            Self::InvalidUrl => "Invalid URL",
             Self::LimitExceeded => "Limit exceeded",
             Self::IdempotencyKeyMissing => "Idempotency-Key required",
             Self::IdempotencyConflict => "Idempotency key reused with a different request",
@@ -185,6 +190,22 @@ impl ApiError {
             ErrorCode::Internal,
             "the request could not be completed; try again later",
         )
+    }
+
+    /// A database failure: `unavailable` (retry) when the database cannot be reached, otherwise
+    /// `internal`. The cause is logged, never returned.
+    pub fn database(cause: &sqlx::Error) -> Self {
+        match cause {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                tracing::warn!(error = %cause, "database unreachable");
+                Self::new(
+                    ErrorCode::Unavailable,
+                    "the database is not reachable right now; retry shortly",
+                )
+                .retry_after(1)
+            }
+            other => Self::internal(other),
+        }
     }
 
     /// The stable code.

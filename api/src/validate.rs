@@ -1,6 +1,7 @@
 //! Parsing of the values clients send: addresses, amounts, ids.
 
 use alloy::primitives::{Address, B256};
+use sqlx::types::chrono::{DateTime, Utc};
 
 use crate::problem::{ApiError, ErrorCode};
 
@@ -54,6 +55,47 @@ pub fn amount(field: &str, text: &str) -> Result<u128, ApiError> {
     Ok(value)
 }
 
+/// An RFC 3339 time such as `2025-01-31T12:00:00Z`, for a query parameter.
+pub fn timestamp(field: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            ApiError::new(
+                ErrorCode::InvalidParameter,
+                format!(
+                    "`{field}` = {text:?} is not an RFC 3339 time ({e}), e.g. 2025-01-31T12:00:00Z"
+                ),
+            )
+        })
+}
+
+/// Longest URL accepted, in bytes.
+pub const MAX_URL_LEN: usize = 2048;
+
+/// An absolute `http://` or `https://` URL with a host and no credentials.
+pub fn url(field: &str, text: &str) -> Result<reqwest::Url, ApiError> {
+    let bad = |why: &str| {
+        ApiError::new(
+            ErrorCode::InvalidUrl,
+            format!("`{field}` = {text:?} {why}; send an absolute http:// or https:// URL"),
+        )
+    };
+    if text.len() > MAX_URL_LEN {
+        return Err(bad(&format!("is longer than {MAX_URL_LEN} bytes")));
+    }
+    let parsed = reqwest::Url::parse(text).map_err(|e| bad(&format!("does not parse ({e})")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(bad("is not http or https"));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(bad("has no host"));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(bad("carries credentials"));
+    }
+    Ok(parsed)
+}
+
 /// A 32-byte hex value such as a payment id or batch id.
 pub fn bytes32(field: &str, text: &str) -> Result<B256, ApiError> {
     text.parse().map_err(|_| {
@@ -88,6 +130,45 @@ mod tests {
                 .expect_err("lower")
                 .detail(),
             "\"0x5fbdb2315678afecb367f032d93f642f64180aa3\" is not an EIP-55 address: the checksummed form is 0x5FbDB2315678afecb367f032d93F642f64180aa3"
+        );
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        assert_eq!(
+            timestamp("from", "2025-01-31T12:00:00+01:00")
+                .expect("ok")
+                .to_rfc3339(),
+            "2025-01-31T11:00:00+00:00"
+        );
+        for bad in ["", "2025-01-31", "yesterday", "2025-01-31T12:00:00"] {
+            assert_eq!(
+                timestamp("from", bad).expect_err(bad).code(),
+                ErrorCode::InvalidParameter
+            );
+        }
+    }
+
+    #[test]
+    fn urls_are_absolute_http_without_credentials() {
+        assert!(url("url", "https://hooks.example.com/settle?x=1").is_ok());
+        assert!(url("url", "http://127.0.0.1:8080/").is_ok());
+        for bad in [
+            "",
+            "hooks.example.com",
+            "ftp://example.com/",
+            "https://user:pw@example.com/",
+            "file:///etc/passwd",
+        ] {
+            assert_eq!(
+                url("url", bad).expect_err(bad).code(),
+                ErrorCode::InvalidUrl
+            );
+        }
+        let long = format!("https://example.com/{}", "a".repeat(MAX_URL_LEN));
+        assert_eq!(
+            url("url", &long).expect_err("long").code(),
+            ErrorCode::InvalidUrl
         );
     }
 

@@ -494,17 +494,29 @@ pub fn parse(
         reorg_window: positive(path, "indexer.reorg_window", ix.reorg_window)?,
         initial_range: positive(path, "indexer.initial_range", ix.initial_range)?,
         max_range: positive(path, "indexer.max_range", ix.max_range)?,
-        poll_interval: Duration::from_millis(positive(path, "indexer.poll_interval_ms", ix.poll_interval_ms)?),
-        ..settle_indexer::IndexerConfig::new(file.chain.chain_id, vec![contract], file.chain.deployment_block)
+        poll_interval: Duration::from_millis(positive(
+            path,
+            "indexer.poll_interval_ms",
+            ix.poll_interval_ms,
+        )?),
+        ..settle_indexer::IndexerConfig::new(
+            file.chain.chain_id,
+            vec![contract],
+            file.chain.deployment_block,
+        )
     };
     indexer
         .validate()
         .map_err(|e| invalid("indexer", e.to_string()))?;
-    let listen = file
-        .api
-        .listen
-        .parse()
-        .map_err(|_| invalid("api.listen", format!("= {:?} is not host:port, e.g. \"127.0.0.1:8080\"", file.api.listen)))?;
+    let listen = file.api.listen.parse().map_err(|_| {
+        invalid(
+            "api.listen",
+            format!(
+                "= {:?} is not host:port, e.g. \"127.0.0.1:8080\"",
+                file.api.listen
+            ),
+        )
+    })?;
     Ok(Settings {
         indexer,
         listen,

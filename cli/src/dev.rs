@@ -1,9 +1,8 @@
 //! `settle dev`: the local stack on one machine.
 //!
-//! Starts anvil on a loopback port, checks that Postgres answers at the
-//! configured URL, prints where both listen and keeps them until Ctrl-C (or
-//! SIGTERM), then stops anvil. Later parts (deploy, relayer, indexer, API)
-//! join this command as they land.
+//! [`DevStack`] starts anvil on a loopback port and checks that Postgres
+//! answers at the configured URL; [`crate::demo`] builds the whole system on
+//! top of it.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -31,6 +30,15 @@ pub struct DevArgs {
     /// The anvil binary (default: the one scripts/setup installs).
     #[arg(long, env = "SETTLE_ANVIL")]
     pub anvil: Option<PathBuf>,
+    /// Demo payments to submit through the API once the stack runs (0: none).
+    #[arg(long, default_value_t = 1000)]
+    pub demo: u64,
+    /// Stop after the demo; exit 0 only if every payment settled and reconciliation is clean.
+    #[arg(long)]
+    pub exit: bool,
+    /// Loopback port of the REST API.
+    #[arg(long, env = "SETTLE_API_PORT", default_value_t = 8080)]
+    pub api_port: u16,
 }
 
 /// Why the local stack could not start.
@@ -141,6 +149,15 @@ impl DevStack {
     pub fn database_url(&self) -> &str {
         &self.database_url
     }
+
+    /// anvil's funded development accounts.
+    pub fn signers(&self) -> Vec<alloy::signers::local::PrivateKeySigner> {
+        self.anvil
+            .keys()
+            .iter()
+            .map(|k| alloy::signers::local::PrivateKeySigner::from(k.clone()))
+            .collect()
+    }
 }
 
 /// `node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil` under the workspace, as installed by scripts/setup.
@@ -204,6 +221,9 @@ mod tests {
             database_url: settle_testkit::postgres::admin_url(),
             anvil_port: 0,
             anvil: Some(settle_testkit::anvil::anvil_path().expect("anvil installed")),
+            demo: 0,
+            exit: true,
+            api_port: 0,
         }
     }
 

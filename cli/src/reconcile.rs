@@ -26,18 +26,36 @@ pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
     let pool = serve::database(&settings).await?;
     let rpc = serve::rpc(&settings)?;
     if !args.no_sync {
-        let indexer = settle_indexer::Indexer::new(pool.clone(), std::sync::Arc::clone(&rpc), settings.indexer.clone())?;
+        let indexer = settle_indexer::Indexer::new(
+            pool.clone(),
+            std::sync::Arc::clone(&rpc),
+            settings.indexer.clone(),
+        )?;
         let report = indexer.sync_once().await?;
-        tracing::info!(indexed_to = report.indexed_to, "indexer synced before reconciling");
+        tracing::info!(
+            indexed_to = report.indexed_to,
+            "indexer synced before reconciling"
+        );
     }
-    let run = settle_indexer::reconcile::reconcile(&pool, &rpc, settings.file.chain.chain_id, settings.contract).await?;
-    std::fs::create_dir_all(&args.out)
-        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}; pass --out to a writable folder", args.out.display()))?;
+    let run = settle_indexer::reconcile::reconcile(
+        &pool,
+        &rpc,
+        settings.file.chain.chain_id,
+        settings.contract,
+    )
+    .await?;
+    std::fs::create_dir_all(&args.out).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create {}: {e}; pass --out to a writable folder",
+            args.out.display()
+        )
+    })?;
     let json = args.out.join(format!("reconciliation-{}.json", run.id));
     let csv = args.out.join(format!("reconciliation-{}.csv", run.id));
     std::fs::write(&json, serde_json::to_vec_pretty(&run)?)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", json.display()))?;
-    std::fs::write(&csv, run.to_csv()).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", csv.display()))?;
+    std::fs::write(&csv, run.to_csv())
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", csv.display()))?;
     println!("{}", run.summary());
     for f in &run.findings {
         println!("  {}: {}", f.kind.as_str(), f.detail);
@@ -46,6 +64,10 @@ pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
     if run.findings.is_empty() {
         Ok(())
     } else {
-        anyhow::bail!("{} reconciliation findings; see {}", run.findings.len(), json.display())
+        anyhow::bail!(
+            "{} reconciliation findings; see {}",
+            run.findings.len(),
+            json.display()
+        )
     }
 }

@@ -74,7 +74,10 @@ pub fn rpc(settings: &Settings) -> anyhow::Result<Arc<RpcPool>> {
 }
 
 /// The API's configuration from the file's.
-pub fn api_config(settings: &Settings, senders: Vec<alloy::primitives::Address>) -> settle_api::ApiConfig {
+pub fn api_config(
+    settings: &Settings,
+    senders: Vec<alloy::primitives::Address>,
+) -> settle_api::ApiConfig {
     let api = &settings.file.api;
     settle_api::ApiConfig {
         chain_id: settings.file.chain.chain_id,
@@ -111,7 +114,10 @@ async fn run_relayer(
     // A fresh database has no active batch key yet: the first configured one starts the registry.
     let registry = KeyRegistry::new(pool.clone());
     let (chain_id, contract) = (settings.file.chain.chain_id, settings.contract);
-    if registry.active(chain_id, contract, KeyRole::Batch).await?.is_none()
+    if registry
+        .active(chain_id, contract, KeyRole::Batch)
+        .await?
+        .is_none()
         && let (Some(label), Some(key)) = (settings.file.hsm.batch_keys.first(), batch_keys.first())
     {
         registry
@@ -139,7 +145,8 @@ async fn run_indexer(
     rpc: Arc<RpcPool>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let indexer = settle_indexer::Indexer::new(pool.clone(), Arc::clone(&rpc), settings.indexer.clone())?;
+    let indexer =
+        settle_indexer::Indexer::new(pool.clone(), Arc::clone(&rpc), settings.indexer.clone())?;
     let every = settings.file.indexer.reconcile_every_secs;
     let reconciler = async {
         if every == 0 {
@@ -151,7 +158,14 @@ async fn run_indexer(
                 () = stopped(stop.clone()) => return,
                 () = tokio::time::sleep(Duration::from_secs(every)) => {}
             }
-            match settle_indexer::reconcile::reconcile(pool, &rpc, settings.file.chain.chain_id, settings.contract).await {
+            match settle_indexer::reconcile::reconcile(
+                pool,
+                &rpc,
+                settings.file.chain.chain_id,
+                settings.contract,
+            )
+            .await
+            {
                 Ok(run) if run.findings.is_empty() => tracing::info!("{}", run.summary()),
                 Ok(run) => tracing::warn!("{}", run.summary()),
                 Err(e) => tracing::warn!(error = %e, "reconciliation could not run"),
@@ -176,17 +190,47 @@ async fn run_api(
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}; free the port or set api.listen", settings.listen))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {}: {e}; free the port or set api.listen",
+                settings.listen
+            )
+        })?;
     tracing::info!(listen = %settings.listen, "api serving");
     let state = settle_api::AppState::new(pool.clone(), rpc, api_config(settings, senders), None);
-    settle_api::serve(listener, state, stopped(stop)).await?;
+    // Webhook deliveries run beside the server and stop with it.
+    let (served, delivered) = tokio::join!(
+        settle_api::serve(listener, state.clone(), stopped(stop.clone())),
+        settle_api::webhooks::run(state, stopped(stop)),
+    );
+    served?;
+    delivered?;
     Ok(())
 }
 
 /// Runs until Ctrl-C or SIGTERM.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = config::load(&args.config, std::env::var("SETTLE_DATABASE_URL").ok())?;
-    let wants = |part| args.only.is_none_or(|only| only == part);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    {
+        let stop_tx = Arc::clone(&stop_tx);
+        tokio::spawn(async move {
+            crate::dev::shutdown().await;
+            let _ = stop_tx.send(true);
+        });
+    }
+    run_parts(&settings, args.only, stop_tx, stop_rx).await
+}
+
+/// Runs the parts `only` names (all when `None`) until `stop` turns true; a failing part sets it.
+pub async fn run_parts(
+    settings: &Settings,
+    only: Option<Part>,
+    stop_tx: Arc<watch::Sender<bool>>,
+    stop_rx: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let wants = |part| only.is_none_or(|o| o == part);
     let file = &settings.file;
     let keys = if wants(Part::Relayer) {
         let hsm = Hsm::open(
@@ -202,23 +246,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .iter()
             .map(|label| hsm.signer(label, file.hsm.sessions))
             .collect::<Result<Vec<_>, _>>()?;
-        Some((batch_keys, hsm.signer(&file.hsm.sender_key, file.hsm.sessions)?))
+        Some((
+            batch_keys,
+            hsm.signer(&file.hsm.sender_key, file.hsm.sessions)?,
+        ))
     } else {
         None
     };
-    let senders = keys.as_ref().map(|(_, s)| vec![s.address()]).unwrap_or_default();
-    let pool = database(&settings).await?;
-    let rpc = rpc(&settings)?;
-
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stop_tx = Arc::new(stop_tx);
-    {
-        let stop_tx = Arc::clone(&stop_tx);
-        tokio::spawn(async move {
-            crate::dev::shutdown().await;
-            let _ = stop_tx.send(true);
-        });
-    }
+    let senders = keys
+        .as_ref()
+        .map(|(_, s)| vec![s.address()])
+        .unwrap_or_default();
+    let pool = database(settings).await?;
+    let rpc = rpc(settings)?;
     // A part that fails stops the others, so the process exits with its error.
     let stop_all = |result: anyhow::Result<()>| {
         if result.is_err() {
@@ -228,20 +268,27 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let relayer = async {
         stop_all(match &keys {
-            Some(keys) => run_relayer(&settings, &pool, &rpc, keys, stop_rx.clone()).await,
+            Some(keys) => run_relayer(settings, &pool, &rpc, keys, stop_rx.clone()).await,
             None => Ok(()),
         })
     };
     let indexer = async {
         stop_all(if wants(Part::Indexer) {
-            run_indexer(&settings, &pool, Arc::clone(&rpc), stop_rx.clone()).await
+            run_indexer(settings, &pool, Arc::clone(&rpc), stop_rx.clone()).await
         } else {
             Ok(())
         })
     };
     let api = async {
         stop_all(if wants(Part::Api) {
-            run_api(&settings, &pool, Arc::clone(&rpc), senders.clone(), stop_rx.clone()).await
+            run_api(
+                settings,
+                &pool,
+                Arc::clone(&rpc),
+                senders.clone(),
+                stop_rx.clone(),
+            )
+            .await
         } else {
             Ok(())
         })

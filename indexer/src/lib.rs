@@ -29,6 +29,7 @@ pub mod error;
 pub mod events;
 pub mod follower;
 pub mod metrics;
+pub mod query;
 pub mod reconcile;
 pub mod reorg;
 pub mod store;

@@ -128,7 +128,9 @@ pub enum ReconcileError {
     #[error("rpc: {0}")]
     Rpc(#[from] RpcError),
     /// Nothing is indexed for this contract yet.
-    #[error("contract {contract} on chain {chain_id} has no indexer checkpoint yet; run the indexer first")]
+    #[error(
+        "contract {contract} on chain {chain_id} has no indexer checkpoint yet; run the indexer first"
+    )]
     NotIndexed {
         /// The chain.
         chain_id: u64,
@@ -177,7 +179,8 @@ impl Run {
     pub fn to_csv(&self) -> String {
         let cell = |v: Option<String>| v.unwrap_or_default();
         let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-        let mut out = String::from("kind,batch_id,payment_id,token,account,expected,actual,detail\n");
+        let mut out =
+            String::from("kind,batch_id,payment_id,token,account,expected,actual,detail\n");
         for f in &self.findings {
             let row = [
                 f.kind.as_str().to_owned(),
@@ -214,7 +217,11 @@ fn amount(text: &str) -> Result<u128, ReconcileError> {
     text.parse().map_err(|_| ReconcileError::Corrupt("amount"))
 }
 
-async fn indexed_batches(pool: &PgPool, chain: i64, contract: Address) -> Result<Vec<IndexedBatch>, ReconcileError> {
+async fn indexed_batches(
+    pool: &PgPool,
+    chain: i64,
+    contract: Address,
+) -> Result<Vec<IndexedBatch>, ReconcileError> {
     let rows = sqlx::query(
         "SELECT b.batch_id, b.total::text, b.block_hash, b.log_index,
                 coalesce(array_agg(p.payment_id::bytea ORDER BY p.position) FILTER (WHERE p.payment_id IS NOT NULL), '{}'::bytea[]),
@@ -249,11 +256,18 @@ async fn indexed_batches(pool: &PgPool, chain: i64, contract: Address) -> Result
 }
 
 /// Runs one reconciliation of `contract` on `chain_id` and stores it.
-pub async fn reconcile(pool: &PgPool, rpc: &RpcPool, chain_id: u64, contract: Address) -> Result<Run, ReconcileError> {
+pub async fn reconcile(
+    pool: &PgPool,
+    rpc: &RpcPool,
+    chain_id: u64,
+    contract: Address,
+) -> Result<Run, ReconcileError> {
     let chain = i64::try_from(chain_id).map_err(|_| ReconcileError::Corrupt("chain id"))?;
-    let started_at: String = sqlx::query_scalar("SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
-        .fetch_one(pool)
-        .await?;
+    let started_at: String = sqlx::query_scalar(
+        "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+    )
+    .fetch_one(pool)
+    .await?;
     let checkpoint: Option<i64> = sqlx::query_scalar(
         "SELECT block_number FROM indexer.checkpoints WHERE chain_id = $1 AND contract = $2",
     )
@@ -274,7 +288,8 @@ pub async fn reconcile(pool: &PgPool, rpc: &RpcPool, chain_id: u64, contract: Ad
     let indexed = indexed_batches(pool, chain, contract).await?;
     let mut findings = Vec::new();
 
-    let indexed_by_id: BTreeMap<B256, &IndexedBatch> = indexed.iter().map(|b| (b.batch_id, b)).collect();
+    let indexed_by_id: BTreeMap<B256, &IndexedBatch> =
+        indexed.iter().map(|b| (b.batch_id, b)).collect();
     let intended_ids: BTreeSet<B256> = intended.iter().map(|b| b.batch_id).collect();
     for batch in &intended {
         let sent = matches!(batch.status.as_str(), "submitted" | "included" | "settled");
@@ -337,7 +352,10 @@ pub async fn reconcile(pool: &PgPool, rpc: &RpcPool, chain_id: u64, contract: Ad
     let mut by_payment: BTreeMap<B256, Vec<B256>> = BTreeMap::new();
     for seen in &indexed {
         for (payment_id, _) in &seen.payments {
-            by_payment.entry(*payment_id).or_default().push(seen.batch_id);
+            by_payment
+                .entry(*payment_id)
+                .or_default()
+                .push(seen.batch_id);
         }
     }
     for (payment_id, batches) in by_payment.iter().filter(|(_, b)| b.len() > 1) {
@@ -352,7 +370,11 @@ pub async fn reconcile(pool: &PgPool, rpc: &RpcPool, chain_id: u64, contract: Ad
             detail: format!(
                 "payment {payment_id} settled {} times, in batches {}",
                 batches.len(),
-                batches.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                batches
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         });
     }
@@ -525,4 +547,19 @@ pub async fn load_run(pool: &PgPool, id: Uuid) -> Result<Option<Run>, ReconcileE
         finished_at: row.try_get(4)?,
         findings,
     }))
+}
+
+/// How many `BatchSettled` events are indexed for `contract` on `chain_id`.
+pub async fn indexed_batch_count(
+    pool: &PgPool,
+    chain_id: u64,
+    contract: Address,
+) -> Result<i64, ReconcileError> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM indexer.batches WHERE chain_id = $1 AND contract = $2",
+    )
+    .bind(i64::try_from(chain_id).map_err(|_| ReconcileError::Corrupt("chain id"))?)
+    .bind(contract.as_slice())
+    .fetch_one(pool)
+    .await?)
 }

@@ -225,7 +225,32 @@ pub enum InstructionStatus {
 }
 
 impl InstructionStatus {
-    fn parse(s: &str) -> Option<Self> {
+    /// Every status, in life-cycle order.
+    pub const ALL: [Self; 7] = [
+        Self::Accepted,
+        Self::Batched,
+        Self::Signed,
+        Self::Submitted,
+        Self::Settled,
+        Self::Cancelled,
+        Self::Failed,
+    ];
+
+    /// The stored name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Batched => "batched",
+            Self::Signed => "signed",
+            Self::Submitted => "submitted",
+            Self::Settled => "settled",
+            Self::Cancelled => "cancelled",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// The status with this stored name.
+    pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "accepted" => Self::Accepted,
             "batched" => Self::Batched,

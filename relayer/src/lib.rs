@@ -6,8 +6,9 @@
 //! batcher that persists signed batches ([`batcher`]) and the hash-chained
 //! log of every signature ([`audit`]), the health-ranked RPC endpoints
 //! ([`rpc`]), the submitter that gets signed batches mined exactly once
-//! ([`submitter`]), and key generation on the token with the registry of
-//! which key signs for each contract ([`keys`]).
+//! ([`submitter`]), key generation on the token with the registry of
+//! which key signs for each contract ([`keys`]), and the reads (and the
+//! cancel) that the API makes on instructions and batches ([`query`]).
 //!
 //! It must never hold key material in memory (keys stay in the HSM; only
 //! labels are configured), never acknowledge an instruction before it is
@@ -20,6 +21,7 @@ pub mod intake;
 pub mod keys;
 pub mod ledger;
 pub mod metrics;
+pub mod query;
 pub mod rpc;
 pub mod service;
 pub mod submitter;

@@ -17,6 +17,8 @@ pub(crate) struct TestApi {
     pub(crate) client: reqwest::Client,
     #[allow(dead_code)] // for route tests that read the chain
     pub(crate) contract: Address,
+    /// The served state, for driving background work (the webhook worker) from a test.
+    pub(crate) state: AppState,
     _server: AbortOnDrop,
 }
 
@@ -85,6 +87,14 @@ pub(crate) fn config(contract: Address) -> ApiConfig {
 impl TestApi {
     /// Serves the API with `config`.
     pub(crate) async fn start_with(configure: impl FnOnce(ApiConfig) -> ApiConfig) -> Self {
+        Self::start_on(TestChain::start().expect("anvil"), configure).await
+    }
+
+    /// Serves the API on `chain` (started, and perhaps deployed to, by the caller) with `config`.
+    pub(crate) async fn start_on(
+        chain: TestChain,
+        configure: impl FnOnce(ApiConfig) -> ApiConfig,
+    ) -> Self {
         let db = TestDb::create().await.expect("database");
         settle_relayer::intake::MIGRATOR
             .run(db.pool())
@@ -97,16 +107,17 @@ impl TestApi {
             .run(db.pool())
             .await
             .expect("api migrations");
-        let chain = TestChain::start().expect("anvil");
-        let contract = Address::repeat_byte(0x55);
+        let config = configure(config(Address::repeat_byte(0x55)));
+        let contract = config.contract;
         let rpc = Arc::new(RpcPool::new(&[chain.endpoint()], RpcConfig::default()).expect("rpc"));
-        let state = AppState::new(db.pool().clone(), rpc, configure(config(contract)), None);
+        let state = AppState::new(db.pool().clone(), rpc, config, None);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("port");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let served = state.clone();
         let server = tokio::spawn(async move {
-            settle_api::serve(listener, state, std::future::pending())
+            settle_api::serve(listener, served, std::future::pending())
                 .await
                 .expect("serves");
         });
@@ -116,6 +127,7 @@ impl TestApi {
             base,
             client: reqwest::Client::new(),
             contract,
+            state,
             _server: AbortOnDrop(server),
         }
     }
@@ -185,15 +197,29 @@ impl TestApi {
         content_type: &str,
         body: Vec<u8>,
     ) -> Answer {
-        let response = self
+        self.send_raw_with(method, path, token, &[], content_type, body)
+            .await
+    }
+
+    /// Sends raw bytes with a content type and more headers.
+    pub(crate) async fn send_raw_with(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        headers: &[(&str, &str)],
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Answer {
+        let mut request = self
             .client
             .request(method, format!("{}{path}", self.base))
             .bearer_auth(token)
-            .header(reqwest::header::CONTENT_TYPE, content_type)
-            .body(body)
-            .send()
-            .await
-            .expect("answered");
+            .header(reqwest::header::CONTENT_TYPE, content_type);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.body(body).send().await.expect("answered");
         let status = response.status();
         let headers = response.headers().clone();
         let content_type = headers

@@ -30,7 +30,13 @@ thread_local! {
     static LOG: std::cell::RefCell<std::path::PathBuf> = std::cell::RefCell::default();
 }
 
-fn config(chain: &TestChain, db: &TestDb, token: &TestToken, contract: Address, api_port: u16) -> String {
+fn config(
+    chain: &TestChain,
+    db: &TestDb,
+    token: &TestToken,
+    contract: Address,
+    api_port: u16,
+) -> String {
     format!(
         r#"
 [database]
@@ -119,7 +125,10 @@ async fn wait_ready(port: u16) -> String {
         {
             return response.text().await.expect("body");
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "the API never became ready");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the API never became ready"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -8,6 +8,7 @@ mod crash;
 mod env;
 mod follow;
 mod migrations;
+mod query;
 mod ranges;
 mod reconcile;
 mod reorgs;

@@ -44,7 +44,9 @@ async fn relayer_then_indexer_then_again() {
     assert_eq!(schemas(db.pool()).await, ["indexer", "relayer"]);
     let relayer_count =
         i64::try_from(settle_relayer::intake::MIGRATOR.iter().count()).expect("few migrations");
-    assert_eq!(versions(db.pool()).await, (relayer_count, 1));
+    let indexer_count =
+        i64::try_from(settle_indexer::MIGRATOR.iter().count()).expect("few migrations");
+    assert_eq!(versions(db.pool()).await, (relayer_count, indexer_count));
     db.cleanup().await.expect("cleanup");
 }
 
@@ -64,6 +66,8 @@ async fn indexer_then_relayer() {
     assert_eq!(schemas(db.pool()).await, ["indexer", "relayer"]);
     let relayer_count =
         i64::try_from(settle_relayer::intake::MIGRATOR.iter().count()).expect("few migrations");
-    assert_eq!(versions(db.pool()).await, (relayer_count, 1));
+    let indexer_count =
+        i64::try_from(settle_indexer::MIGRATOR.iter().count()).expect("few migrations");
+    assert_eq!(versions(db.pool()).await, (relayer_count, indexer_count));
     db.cleanup().await.expect("cleanup");
 }

@@ -113,7 +113,12 @@ async fn a_clean_run_has_no_findings_and_each_kind_is_caught() {
             &hsm,
         )
     };
-    while batcher(3600).sign_next(now()).await.expect("signs").is_some() {}
+    while batcher(3600)
+        .sign_next(now())
+        .await
+        .expect("signs")
+        .is_some()
+    {}
     let rpc = env.rpc();
     let submitter = Submitter::start(
         env.db.pool().clone(),
@@ -143,7 +148,12 @@ async fn a_clean_run_has_no_findings_and_each_kind_is_caught() {
     // Outside the relayer: a batch signed by another authorised key, re-using payment "a"'s id.
     let paid_a = Intake::payment_id("shop", "a");
     let foreign = env
-        .settle_with_ids(env.contract, 0, &[pay(500, &[(MERCHANT_1, WHOLE)])], &[paid_a])
+        .settle_with_ids(
+            env.contract,
+            0,
+            &[pay(500, &[(MERCHANT_1, WHOLE)])],
+            &[paid_a],
+        )
         .await;
 
     // Our record of the first batch says one wei more than what was signed and settled.
@@ -173,11 +183,12 @@ async fn a_clean_run_has_no_findings_and_each_kind_is_caught() {
         .await
         .expect("automine off");
     assert_eq!(submitter.tick().await.expect("tick").broadcast, 1);
-    let hash: Vec<u8> = sqlx::query_scalar("SELECT hash FROM relayer.transactions WHERE batch = $1")
-        .bind(lost.id)
-        .fetch_one(env.db.pool())
-        .await
-        .expect("hash");
+    let hash: Vec<u8> =
+        sqlx::query_scalar("SELECT hash FROM relayer.transactions WHERE batch = $1")
+            .bind(lost.id)
+            .fetch_one(env.db.pool())
+            .await
+            .expect("hash");
     let _: Option<B256> = provider
         .raw_request("anvil_dropTransaction".into(), (B256::from_slice(&hash),))
         .await
@@ -224,8 +235,14 @@ async fn a_clean_run_has_no_findings_and_each_kind_is_caught() {
         "{:#?}",
         run.findings
     );
-    assert_eq!(by_kind[&FindingKind::MissingOnchain][0].batch_id, Some(lost.batch.batchId));
-    assert_eq!(by_kind[&FindingKind::UnexpectedOnchain][0].batch_id, Some(foreign));
+    assert_eq!(
+        by_kind[&FindingKind::MissingOnchain][0].batch_id,
+        Some(lost.batch.batchId)
+    );
+    assert_eq!(
+        by_kind[&FindingKind::UnexpectedOnchain][0].batch_id,
+        Some(foreign)
+    );
     let mismatch = by_kind[&FindingKind::AmountMismatch][0];
     assert_eq!(mismatch.batch_id, Some(first));
     assert_eq!(
@@ -237,14 +254,31 @@ async fn a_clean_run_has_no_findings_and_each_kind_is_caught() {
     assert_eq!(duplicate.actual.as_deref(), Some("2"));
     let balance = by_kind[&FindingKind::BalanceMismatch][0];
     assert_eq!(balance.account, Some(PLATFORM));
-    let onchain: u128 = balance.expected.as_deref().expect("expected").parse().expect("number");
-    let indexed: u128 = balance.actual.as_deref().expect("actual").parse().expect("number");
+    let onchain: u128 = balance
+        .expected
+        .as_deref()
+        .expect("expected")
+        .parse()
+        .expect("number");
+    let indexed: u128 = balance
+        .actual
+        .as_deref()
+        .expect("actual")
+        .parse()
+        .expect("number");
     assert_eq!(indexed, onchain + 7);
 
     // Stored as returned; the CSV has a header and one line per finding.
-    let stored = load_run(env.db.pool(), run.id).await.expect("load").expect("stored");
+    let stored = load_run(env.db.pool(), run.id)
+        .await
+        .expect("load")
+        .expect("stored");
     assert_eq!(stored, run);
     assert_eq!(run.to_csv().lines().count(), 6);
-    assert!(run.summary().contains(": 5 findings at block "), "{}", run.summary());
+    assert!(
+        run.summary().contains(": 5 findings at block "),
+        "{}",
+        run.summary()
+    );
     env.db.cleanup().await.expect("cleanup");
 }

@@ -6,5 +6,6 @@ mod chain;
 mod hsm;
 mod intake;
 mod keys;
+mod query;
 mod rotation;
 mod submitter;
