@@ -36,9 +36,18 @@ pub struct DevArgs {
     /// Stop after the demo; exit 0 only if every payment settled and reconciliation is clean.
     #[arg(long)]
     pub exit: bool,
-    /// Loopback port of the REST API.
+    /// Loopback port of the REST API (0 picks a free one).
     #[arg(long, env = "SETTLE_API_PORT", default_value_t = 8080)]
     pub api_port: u16,
+    /// The database made afresh on the Postgres server at every start.
+    #[arg(long, env = "SETTLE_DEV_DATABASE", default_value = "settle_dev")]
+    pub dev_database: String,
+    /// The SoftHSM2 token holding the dev keys (made by scripts/setup).
+    #[arg(long, env = "SETTLE_DEV_TOKEN", default_value = "settle-dev")]
+    pub token: String,
+    /// Where the written settle.toml and deployment manifest go.
+    #[arg(long, env = "SETTLE_DEV_DIR", default_value = ".settle/dev")]
+    pub dir: PathBuf,
 }
 
 /// Why the local stack could not start.
@@ -180,20 +189,9 @@ pub(crate) fn redact(url: &str) -> String {
     }
 }
 
-/// Runs the stack until Ctrl-C or SIGTERM.
+/// Runs the whole system with its demo (see [`crate::demo`]).
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
-    let stack = DevStack::start(&args).await?;
-    println!(
-        "settle dev: anvil      {} (chain id {})",
-        stack.rpc_endpoint(),
-        stack.chain_id()
-    );
-    println!("settle dev: postgres   {}", stack.database_url());
-    println!("settle dev: running; press Ctrl-C to stop");
-    shutdown_signal().await?;
-    drop(stack);
-    println!("settle dev: stopped anvil");
-    Ok(())
+    crate::demo::run(args).await
 }
 
 /// Resolves on Ctrl-C or SIGTERM (on Ctrl-C alone if SIGTERM cannot be watched).
@@ -224,6 +222,9 @@ mod tests {
             demo: 0,
             exit: true,
             api_port: 0,
+            dev_database: "settle_dev_unit".to_owned(),
+            token: "settle-dev".to_owned(),
+            dir: PathBuf::from("target/settle-dev-unit"),
         }
     }
 

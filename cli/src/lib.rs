@@ -6,6 +6,8 @@
 //! the fix.
 
 pub mod config;
+pub mod demo;
+pub mod deploy;
 pub mod dev;
 pub mod keys;
 pub mod reconcile;
@@ -29,8 +31,10 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the local stack (anvil and Postgres) until Ctrl-C.
+    /// Run the whole system on this machine with a demo, until Ctrl-C (or `--exit`).
     Dev(dev::DevArgs),
+    /// Deploy the contracts a config describes (again: nothing to do), and write the manifest.
+    Deploy(deploy::DeployArgs),
     /// Manage the relayer's keys on the HSM and check the signing log.
     Keys(keys::KeysArgs),
     /// Run the relayer, the indexer and the API (or one of them) from settle.toml.
@@ -43,6 +47,7 @@ pub enum Command {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Dev(args) => dev::run(args).await,
+        Command::Deploy(args) => deploy::run(args).await,
         Command::Keys(args) => keys::run(args).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Reconcile(args) => reconcile::run(args).await,

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use alloy::primitives::Address;
+use alloy::primitives::{Address, B256};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -37,7 +37,7 @@ pub enum ManifestError {
     },
 }
 
-/// Addresses of one chain's deployment.
+/// One chain's deployment: where its contracts live and who governs them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Manifest {
@@ -51,6 +51,16 @@ pub struct Manifest {
     pub timelock: Address,
     /// The multisig that proposes to and executes through the timelock.
     pub multisig: Address,
+    /// The multisig's owners.
+    pub owners: Vec<Address>,
+    /// Owner signatures the multisig requires.
+    pub threshold: u64,
+    /// The timelock's minimum delay, in seconds.
+    pub min_delay: u64,
+    /// The CREATE2 salt the contracts were created with.
+    pub salt: B256,
+    /// The account that deployed and wired the proxy (its address depends on it).
+    pub deployer: Address,
     /// The block the proxy was deployed in (the indexer starts there).
     pub deployed_block: u64,
 }
@@ -80,6 +90,19 @@ impl Manifest {
             });
         }
         Ok(manifest)
+    }
+
+    /// [`Self::read`], or `None` when there is no file at `path`.
+    pub fn read_if_present(path: &Path, chain_id: u64) -> Result<Option<Self>, ManifestError> {
+        match Self::read(path, chain_id) {
+            Ok(manifest) => Ok(Some(manifest)),
+            Err(ManifestError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Writes the manifest to `path` (pretty JSON, trailing newline), atomically.
@@ -112,6 +135,11 @@ mod tests {
             implementation: address!("0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"),
             timelock: address!("0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0"),
             multisig: address!("0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9"),
+            owners: vec![address!("0x70997970C51812dc3A010C7d01b50e0d17dc79C8")],
+            threshold: 1,
+            min_delay: 60,
+            salt: B256::repeat_byte(7),
+            deployer: address!("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"),
             deployed_block: 3,
         }
     }
@@ -130,6 +158,21 @@ mod tests {
             }) => {}
             other => panic!("expected WrongChain, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_missing_file_is_none() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = Manifest::path_for(dir.path(), 31337);
+        assert_eq!(
+            Manifest::read_if_present(&path, 31337).expect("no error"),
+            None
+        );
+        sample().write(&path).expect("write");
+        assert_eq!(
+            Manifest::read_if_present(&path, 31337).expect("read"),
+            Some(sample())
+        );
     }
 
     #[test]

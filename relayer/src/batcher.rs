@@ -161,6 +161,7 @@ impl<'a> Batcher<'a> {
         .fetch_optional(&mut *tx)
         .await?
         else {
+            tx.rollback().await?;
             return Ok(None);
         };
         let waited_enough: bool = head.try_get(2)?;
@@ -181,7 +182,9 @@ impl<'a> Batcher<'a> {
         .fetch_all(&mut *tx)
         .await?;
         if !waited_enough && claimed.len() < self.config.max_payments {
-            // Not full and not old enough: let it fill. The claim is released with the transaction.
+            // Not full and not old enough: let it fill. The claim is released now, not whenever the
+            // pool next uses this connection (a dropped transaction rolls back lazily).
+            tx.rollback().await?;
             return Ok(None);
         }
         let mut ids = Vec::with_capacity(claimed.len());

@@ -31,9 +31,16 @@ mod generated {
         ERC1967Proxy,
         "../artifacts/ERC1967Proxy.json"
     );
+    alloy::sol!(
+        #[sol(rpc, all_derives)]
+        TimelockController,
+        "../artifacts/TimelockController.json"
+    );
 }
 
-pub use generated::{ERC1967Proxy, ISplitSettlement, SettleMultisig, SplitSettlement};
+pub use generated::{
+    ERC1967Proxy, ISplitSettlement, SettleMultisig, SplitSettlement, TimelockController,
+};
 pub use payment::{Leg, Payment, PaymentError, batch_credits, decode_payments, encode_payments};
 
 /// A batch as the contract takes it (`payments` packed, see [`payment`]).
