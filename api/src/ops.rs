@@ -122,7 +122,8 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// Prometheus metrics: the relayer's gauges and this process's request counters.
+/// Prometheus metrics: the relayer's gauges, the indexer's (when it runs in this process) and
+/// this process's request counters.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let config = state.config();
@@ -131,7 +132,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
         state.rpc(),
         &config.senders,
         config.low_balance_wei,
-        (0, 0),
+        state.signing_stats(),
     )
     .await
     .map_err(|e| {
@@ -141,6 +142,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
         )
     })?;
     let mut text = snapshot.render();
+    text.push_str(&state.extra_metrics());
     let _ = writeln!(
         text,
         "# HELP settle_api_responses_total Responses by status class.\n# TYPE settle_api_responses_total counter"

@@ -38,6 +38,12 @@ pub struct ApiConfig {
 /// Checks that the HSM answers (for `/readyz`).
 pub type HsmProbe = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
+/// Signatures made by this process's HSM signers and their total microseconds (for `/metrics`).
+pub type SigningStats = Arc<dyn Fn() -> (u64, u64) + Send + Sync>;
+
+/// More Prometheus text for `/metrics` (another part of the process, such as the indexer).
+pub type ExtraMetrics = Arc<dyn Fn() -> String + Send + Sync>;
+
 struct Inner {
     pool: PgPool,
     intake: Intake,
@@ -45,6 +51,8 @@ struct Inner {
     config: ApiConfig,
     limiter: RateLimiter,
     hsm: Option<HsmProbe>,
+    signing: Option<SigningStats>,
+    extra_metrics: Option<ExtraMetrics>,
 }
 
 /// The handlers' shared state (cheap to clone).
@@ -69,7 +77,37 @@ impl AppState {
             rpc,
             config,
             hsm,
+            signing: None,
+            extra_metrics: None,
         }))
+    }
+
+    /// The same state, with `/metrics` reporting the signers' counters and `extra` text.
+    /// Call before the state is shared (it is a no-op on a state already cloned).
+    #[must_use]
+    pub fn with_metrics(
+        mut self,
+        signing: Option<SigningStats>,
+        extra: Option<ExtraMetrics>,
+    ) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.0) {
+            inner.signing = signing;
+            inner.extra_metrics = extra;
+        }
+        self
+    }
+
+    /// The signers' counters, `(0, 0)` when this process signs nothing.
+    pub fn signing_stats(&self) -> (u64, u64) {
+        self.0.signing.as_ref().map_or((0, 0), |f| f())
+    }
+
+    /// Extra Prometheus text, empty when none.
+    pub fn extra_metrics(&self) -> String {
+        self.0
+            .extra_metrics
+            .as_ref()
+            .map_or_else(String::new, |f| f())
     }
 
     /// The database.

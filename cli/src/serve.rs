@@ -143,10 +143,9 @@ async fn run_indexer(
     settings: &Settings,
     pool: &PgPool,
     rpc: Arc<RpcPool>,
+    indexer: &settle_indexer::Indexer,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let indexer =
-        settle_indexer::Indexer::new(pool.clone(), Arc::clone(&rpc), settings.indexer.clone())?;
     let every = settings.file.indexer.reconcile_every_secs;
     let reconciler = async {
         if every == 0 {
@@ -185,7 +184,8 @@ async fn run_api(
     settings: &Settings,
     pool: &PgPool,
     rpc: Arc<RpcPool>,
-    senders: Vec<alloy::primitives::Address>,
+    keys: Option<Arc<(Vec<HsmSigner>, HsmSigner)>>,
+    indexer: Option<Arc<settle_indexer::Indexer>>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(settings.listen)
@@ -197,7 +197,32 @@ async fn run_api(
             )
         })?;
     tracing::info!(listen = %settings.listen, "api serving");
-    let state = settle_api::AppState::new(pool.clone(), rpc, api_config(settings, senders), None);
+    let senders = keys
+        .as_ref()
+        .map(|k| vec![k.1.address()])
+        .unwrap_or_default();
+    // Readiness asks the sender key to sign a fixed digest; metrics add up every key's signatures.
+    let probe: Option<settle_api::state::HsmProbe> = keys.clone().map(|k| {
+        Arc::new(move || {
+            k.1.sign_prehash(&alloy::primitives::B256::repeat_byte(0x5e))
+                .map(|_| ())
+                .map_err(|e| format!("the sender key cannot sign: {e}"))
+        }) as settle_api::state::HsmProbe
+    });
+    let signing: Option<settle_api::state::SigningStats> = keys.map(|k| {
+        Arc::new(move || {
+            k.0.iter()
+                .chain(std::iter::once(&k.1))
+                .fold((0u64, 0u64), |(n, us), key| {
+                    let (kn, kus) = key.signing_stats();
+                    (n.saturating_add(kn), us.saturating_add(kus))
+                })
+        }) as settle_api::state::SigningStats
+    });
+    let extra: Option<settle_api::state::ExtraMetrics> =
+        indexer.map(|i| Arc::new(move || i.metrics().render()) as settle_api::state::ExtraMetrics);
+    let state = settle_api::AppState::new(pool.clone(), rpc, api_config(settings, senders), probe)
+        .with_metrics(signing, extra);
     // Webhook deliveries run beside the server and stop with it.
     let (served, delivered) = tokio::join!(
         settle_api::serve(listener, state.clone(), stopped(stop.clone())),
@@ -232,7 +257,7 @@ pub async fn run_parts(
 ) -> anyhow::Result<()> {
     let wants = |part| only.is_none_or(|o| o == part);
     let file = &settings.file;
-    let keys = if wants(Part::Relayer) {
+    let keys: Option<Arc<(Vec<HsmSigner>, HsmSigner)>> = if wants(Part::Relayer) {
         let hsm = Hsm::open(
             &TokenArgs {
                 token: file.hsm.token.clone(),
@@ -246,19 +271,24 @@ pub async fn run_parts(
             .iter()
             .map(|label| hsm.signer(label, file.hsm.sessions))
             .collect::<Result<Vec<_>, _>>()?;
-        Some((
+        Some(Arc::new((
             batch_keys,
             hsm.signer(&file.hsm.sender_key, file.hsm.sessions)?,
-        ))
+        )))
     } else {
         None
     };
-    let senders = keys
-        .as_ref()
-        .map(|(_, s)| vec![s.address()])
-        .unwrap_or_default();
     let pool = database(settings).await?;
     let rpc = rpc(settings)?;
+    let indexer = if wants(Part::Indexer) {
+        Some(Arc::new(settle_indexer::Indexer::new(
+            pool.clone(),
+            Arc::clone(&rpc),
+            settings.indexer.clone(),
+        )?))
+    } else {
+        None
+    };
     // A part that fails stops the others, so the process exits with its error.
     let stop_all = |result: anyhow::Result<()>| {
         if result.is_err() {
@@ -272,11 +302,12 @@ pub async fn run_parts(
             None => Ok(()),
         })
     };
-    let indexer = async {
-        stop_all(if wants(Part::Indexer) {
-            run_indexer(settings, &pool, Arc::clone(&rpc), stop_rx.clone()).await
-        } else {
-            Ok(())
+    let indexing = async {
+        stop_all(match &indexer {
+            Some(indexer) => {
+                run_indexer(settings, &pool, Arc::clone(&rpc), indexer, stop_rx.clone()).await
+            }
+            None => Ok(()),
         })
     };
     let api = async {
@@ -285,7 +316,8 @@ pub async fn run_parts(
                 settings,
                 &pool,
                 Arc::clone(&rpc),
-                senders.clone(),
+                keys.clone(),
+                indexer.clone(),
                 stop_rx.clone(),
             )
             .await
@@ -293,7 +325,7 @@ pub async fn run_parts(
             Ok(())
         })
     };
-    let (r, i, a) = tokio::join!(relayer, indexer, api);
+    let (r, i, a) = tokio::join!(relayer, indexing, api);
     r?;
     i?;
     a?;

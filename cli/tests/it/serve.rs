@@ -305,6 +305,22 @@ async fn a_relayer_process_killed_at_each_stage_settles_everything_once() {
     .await;
     let ready = wait_ready(api_port).await;
     assert!(ready.contains("\"status\":\"ready\""), "{ready}");
+    assert!(ready.contains("\"hsm\":\"ok\""), "{ready}");
+    // One process, one /metrics: the relayer's gauges with its signers' counters, and the indexer's.
+    let metrics = reqwest::get(format!("http://127.0.0.1:{api_port}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body");
+    let signatures: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("settle_relayer_hsm_signatures_total "))
+        .expect("signature counter")
+        .parse()
+        .expect("a number");
+    assert!(signatures > 0, "{metrics}");
+    assert!(metrics.lines().any(|l| l.starts_with("settle_indexer_indexed_block")), "{metrics}");
     wait_for(
         &db,
         "SELECT count(*) FROM indexer.reconciliation_runs WHERE findings = 0",
