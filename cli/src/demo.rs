@@ -333,7 +333,13 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         });
     }
     let api_url = format!("http://127.0.0.1:{api_port}");
-    let parts = serve::run_parts(&settings, None, Arc::clone(&stop_tx), stop_rx.clone());
+    let parts = serve::run_parts(
+        &settings,
+        None,
+        std::env::var(PIN_ENV).ok(),
+        Arc::clone(&stop_tx),
+        stop_rx.clone(),
+    );
     let driver = async {
         let outcome = drive(&settings, &api_url, &rpc_url, funder, args.demo).await;
         if !args.exit && outcome.is_ok() {

@@ -245,13 +245,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             let _ = stop_tx.send(true);
         });
     }
-    run_parts(&settings, args.only, stop_tx, stop_rx).await
+    run_parts(
+        &settings,
+        args.only,
+        std::env::var(PIN_ENV).ok(),
+        stop_tx,
+        stop_rx,
+    )
+    .await
 }
 
 /// Runs the parts `only` names (all when `None`) until `stop` turns true; a failing part sets it.
+/// `pin` is the HSM user PIN (needed when the relayer runs).
 pub async fn run_parts(
     settings: &Settings,
     only: Option<Part>,
+    pin: Option<String>,
     stop_tx: Arc<watch::Sender<bool>>,
     stop_rx: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
@@ -263,7 +272,7 @@ pub async fn run_parts(
                 token: file.hsm.token.clone(),
                 module: PathBuf::from(&file.hsm.module),
             },
-            std::env::var(PIN_ENV).ok(),
+            pin,
         )?;
         let batch_keys = file
             .hsm

@@ -320,7 +320,12 @@ async fn a_relayer_process_killed_at_each_stage_settles_everything_once() {
         .parse()
         .expect("a number");
     assert!(signatures > 0, "{metrics}");
-    assert!(metrics.lines().any(|l| l.starts_with("settle_indexer_indexed_block")), "{metrics}");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("settle_indexer_indexed_block")),
+        "{metrics}"
+    );
     wait_for(
         &db,
         "SELECT count(*) FROM indexer.reconciliation_runs WHERE findings = 0",
