@@ -78,9 +78,18 @@ daily_cap = "1000000000000000000000"
 
 /// Every split credits the first leg with the remainder and the others with the floor of their share.
 fn credits(amount: u128) -> [u128; 3] {
-    let platform = amount * u128::from(SHARES[1]) / 1_000_000;
-    let referrer = amount * u128::from(SHARES[2]) / 1_000_000;
-    [amount - platform - referrer, platform, referrer]
+    let part = |share: u32| {
+        amount
+            .checked_mul(u128::from(share))
+            .expect("small amounts")
+            / 1_000_000
+    };
+    let (platform, referrer) = (part(SHARES[1]), part(SHARES[2]));
+    let merchant = amount
+        .checked_sub(platform)
+        .and_then(|rest| rest.checked_sub(referrer))
+        .expect("the floors never exceed the amount");
+    [merchant, platform, referrer]
 }
 
 async fn get(client: &reqwest::Client, url: &str, token: &str) -> Value {
