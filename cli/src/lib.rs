@@ -12,6 +12,7 @@ pub mod dev;
 pub mod keys;
 pub mod reconcile;
 pub mod serve;
+pub mod upgrade;
 
 use clap::{Parser, Subcommand};
 
@@ -41,6 +42,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Reconcile once: relayer intentions vs indexed events vs chain balances; non-zero exit on findings.
     Reconcile(reconcile::ReconcileArgs),
+    /// Upgrade the settlement proxy through the multisig and the timelock: propose, approve, execute, status.
+    Upgrade(upgrade::UpgradeArgs),
 }
 
 /// Runs the parsed command line.
@@ -51,5 +54,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(args) => keys::run(args).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Reconcile(args) => reconcile::run(args).await,
+        Command::Upgrade(args) => upgrade::run(args).await,
     }
 }

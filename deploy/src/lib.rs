@@ -20,6 +20,7 @@ pub mod manifest;
 pub mod multisig;
 pub mod outcome;
 pub mod plan;
+pub mod upgrade;
 
 pub use config::{ConfigError, DeployConfig, KeySource};
 pub use deployment::{DeployOptions, deploy};
@@ -27,3 +28,4 @@ pub use error::{Change, Changes, DeployError};
 pub use manifest::{Manifest, ManifestError};
 pub use outcome::{Outcome, Step, StepReport, StepStatus};
 pub use plan::{CREATE2_FACTORY, Contract, Plan};
+pub use upgrade::{Proposal, UpgradeError};

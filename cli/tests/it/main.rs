@@ -5,3 +5,4 @@ mod deploy;
 mod dev;
 mod keys;
 mod serve;
+mod upgrade;

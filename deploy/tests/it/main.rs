@@ -2,6 +2,7 @@
 
 mod deploy;
 mod governance;
+mod upgrade;
 
 use alloy::{
     network::{EthereumWallet, TransactionBuilder},
