@@ -726,13 +726,7 @@ impl<'a> Submitter<'a> {
         .execute(&mut *tx)
         .await?;
         // The other attempts at that nonce can never be mined now.
-        sqlx::query(
-            "UPDATE relayer.transactions SET status = 'dropped', updated_at = now()
-             WHERE batch = $1 AND status IN ('signed', 'pending', 'replaced')",
-        )
-        .bind(batch)
-        .execute(&mut *tx)
-        .await?;
+        drop_live_attempts(&mut tx, batch).await?;
         tx.commit().await?;
         report.included = report.included.saturating_add(1);
         Ok(())
@@ -852,13 +846,7 @@ impl<'a> Submitter<'a> {
         .bind(batch)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "UPDATE relayer.transactions SET status = 'dropped', updated_at = now()
-             WHERE batch = $1 AND status IN ('signed', 'pending', 'replaced')",
-        )
-        .bind(batch)
-        .execute(&mut *tx)
-        .await?;
+        drop_live_attempts(&mut tx, batch).await?;
         tx.commit().await?;
         report.failed = report.failed.saturating_add(1);
         Ok(())
@@ -972,13 +960,7 @@ impl<'a> Submitter<'a> {
         .bind(batch)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "UPDATE relayer.transactions SET status = 'dropped', updated_at = now()
-             WHERE batch = $1 AND status IN ('signed', 'pending', 'replaced')",
-        )
-        .bind(batch)
-        .execute(&mut *tx)
-        .await?;
+        drop_live_attempts(&mut tx, batch).await?;
         tx.commit().await?;
         report.expired = report.expired.saturating_add(1);
         Ok(())
@@ -1303,6 +1285,22 @@ impl<'a> Submitter<'a> {
         }
         Ok(true)
     }
+}
+
+/// Marks every still-live transaction of `batch` dropped: the batch is closed (mined by another
+/// attempt, failed or expired), so none of them may count as holding its nonce any longer.
+async fn drop_live_attempts(
+    tx: &mut Transaction<'_, Postgres>,
+    batch: Uuid,
+) -> Result<(), SubmitError> {
+    sqlx::query(
+        "UPDATE relayer.transactions SET status = 'dropped', updated_at = now()
+         WHERE batch = $1 AND status IN ('signed', 'pending', 'replaced')",
+    )
+    .bind(batch)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 fn open_batch(row: &sqlx::postgres::PgRow) -> Result<OpenBatch, SubmitError> {
