@@ -236,8 +236,16 @@ pub async fn evidence(
         ));
     }
     let payment_id = validate::bytes32("payment_id", &text)?;
+    evidence_of(&state, payment_id).await.map(Json)
+}
+
+/// The evidence of `payment_id` (shared by the JSON route and the web UI's evidence page).
+pub(crate) async fn evidence_of(
+    state: &AppState,
+    payment_id: alloy::primitives::B256,
+) -> Result<Evidence, ApiError> {
     let settlements =
-        query::payment_settlements(state.pool(), listing::deployment(&state), payment_id)
+        query::payment_settlements(state.pool(), listing::deployment(state), payment_id)
             .await
             .map_err(listing::query_error)?;
     if settlements.is_empty() {
@@ -246,13 +254,13 @@ pub async fn evidence(
             format!("no settlement of payment {payment_id} is indexed"),
         ));
     }
-    Ok(Json(Evidence {
+    Ok(Evidence {
         payment_id: payment_id.to_string(),
         settlements: settlements
             .iter()
             .map(settlement_evidence)
             .collect::<Result<_, _>>()?,
-    }))
+    })
 }
 
 /// The range of `GET /v1/exports/settled.csv`.

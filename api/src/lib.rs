@@ -3,7 +3,8 @@
 //! This crate owns the HTTP surface: routes, authentication, request
 //! validation and the one error type every handler returns, rendered as
 //! RFC 7807 `application/problem+json` with a stable machine-readable `code`.
-//! The OpenAPI document is generated from the handlers themselves.
+//! The OpenAPI document is generated from the handlers themselves. The same
+//! process serves the web pages under `/ui` ([`web`]), behind the same keys and roles.
 //!
 //! It must never reach into the relayer's or the indexer's tables: it calls
 //! their libraries. It must never answer a client's mistake with a 500, and
@@ -23,6 +24,7 @@ pub mod ratelimit;
 pub mod reconciliation;
 pub mod state;
 pub mod validate;
+pub mod web;
 pub mod webhooks;
 
 use std::{future::Future, sync::Arc};
@@ -135,6 +137,7 @@ pub fn router(state: AppState) -> Router {
         }),
     )
     .route("/docs", get(move || async move { docs.clone() }))
+    .merge(web::routes())
     .fallback(not_found)
     .method_not_allowed_fallback(method_not_allowed)
     .layer(DefaultBodyLimit::max(state.config().max_body_bytes))

@@ -51,7 +51,13 @@ fn visible_account(
 ) -> Result<Address, ApiError> {
     principal.require(&[Role::Merchant, Role::Auditor])?;
     let PathParams(address) = address?;
-    let account = validate::address(&address)?;
+    account_for(principal, &address)
+}
+
+/// `address` as an account this key may see (shared with the web UI): a merchant only its own.
+pub(crate) fn account_for(principal: &Principal, address: &str) -> Result<Address, ApiError> {
+    principal.require(&[Role::Merchant, Role::Auditor])?;
+    let account = validate::address(address)?;
     if principal.role == Role::Merchant && validate::address(&principal.owner).ok() != Some(account)
     {
         return Err(ApiError::new(

@@ -77,7 +77,7 @@ pub struct RunList {
     pub runs: Vec<RunView>,
 }
 
-fn view(run: Run) -> RunView {
+pub(crate) fn view(run: Run) -> RunView {
     RunView {
         id: run.id,
         chain_id: run.chain_id,
@@ -103,7 +103,7 @@ fn view(run: Run) -> RunView {
     }
 }
 
-fn unavailable(e: &reconcile::ReconcileError) -> ApiError {
+pub(crate) fn unavailable(e: &reconcile::ReconcileError) -> ApiError {
     tracing::error!(error = %e, "reconciliation runs unreadable");
     ApiError::new(
         ErrorCode::Unavailable,

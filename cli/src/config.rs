@@ -87,6 +87,27 @@ pub struct IndexerSection {
     pub poll_interval_ms: u64,
     /// Seconds between reconciliation runs in `settle serve` (0: never).
     pub reconcile_every_secs: u64,
+    /// More settlement contracts on `[chain]` to index (the relayer's is always indexed).
+    pub contracts: Vec<String>,
+    /// Other chains this process indexes too, `[[indexer.chains]]` (reconciliation and the
+    /// relayer stay on `[chain]`).
+    pub chains: Vec<IndexedChain>,
+}
+
+/// `[[indexer.chains]]`: another chain whose settlement contracts are indexed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexedChain {
+    /// EIP-155 chain id; must differ from `[chain]`'s and every other entry's.
+    pub chain_id: u64,
+    /// JSON-RPC endpoints, best first.
+    pub rpc: Vec<String>,
+    /// The settlement proxies to index.
+    pub contracts: Vec<String>,
+    /// The block the earliest of them was deployed in.
+    pub deployment_block: u64,
+    /// Blocks behind the head (default: `indexer.confirmations`).
+    pub confirmations: Option<u64>,
 }
 
 impl Default for IndexerSection {
@@ -98,6 +119,8 @@ impl Default for IndexerSection {
             max_range: 5_000,
             poll_interval_ms: 1_000,
             reconcile_every_secs: 300,
+            contracts: Vec::new(),
+            chains: Vec::new(),
         }
     }
 }
@@ -299,6 +322,8 @@ pub struct Settings {
     pub rpc_timeout: Duration,
     /// The indexer.
     pub indexer: settle_indexer::IndexerConfig,
+    /// The indexers of `[[indexer.chains]]`, each with its endpoints.
+    pub other_chains: Vec<(settle_indexer::IndexerConfig, Vec<String>)>,
     /// Where the API listens.
     pub listen: std::net::SocketAddr,
 }
@@ -332,6 +357,22 @@ fn amount(path: &str, key: &str, text: &str) -> Result<u128, ConfigError> {
                 "= {text:?} is not a positive integer of base units; write digits only, in quotes"
             ),
         })
+}
+
+/// Parses a list of contract addresses; the first bad one is reported under `key`.
+fn contracts_of<'a>(
+    texts: impl Iterator<Item = &'a String>,
+    key: &str,
+    invalid: &impl Fn(&str, String) -> ConfigError,
+) -> Result<Vec<Address>, ConfigError> {
+    let mut out = Vec::new();
+    for text in texts {
+        let address = parse_address(text).map_err(|e| invalid(key, e))?;
+        if !out.contains(&address) {
+            out.push(address);
+        }
+    }
+    Ok(out)
 }
 
 fn positive(path: &str, key: &str, value: u64) -> Result<u64, ConfigError> {
@@ -501,13 +542,64 @@ pub fn parse(
         )?),
         ..settle_indexer::IndexerConfig::new(
             file.chain.chain_id,
-            vec![contract],
+            contracts_of(
+                std::iter::once(&file.chain.contract).chain(&ix.contracts),
+                "indexer.contracts",
+                &invalid,
+            )?,
             file.chain.deployment_block,
         )
     };
     indexer
         .validate()
         .map_err(|e| invalid("indexer", e.to_string()))?;
+    let mut other_chains = Vec::with_capacity(ix.chains.len());
+    let mut chain_ids = vec![file.chain.chain_id];
+    for (i, chain) in ix.chains.iter().enumerate() {
+        let key = format!("indexer.chains[{i}]");
+        if chain_ids.contains(&chain.chain_id) {
+            return Err(invalid(
+                &format!("{key}.chain_id"),
+                format!(
+                    "= {} is indexed twice; give each chain one entry (and [chain] its own)",
+                    chain.chain_id
+                ),
+            ));
+        }
+        chain_ids.push(chain.chain_id);
+        if chain.rpc.is_empty() {
+            return Err(invalid(
+                &format!("{key}.rpc"),
+                "is empty; list at least one JSON-RPC URL".to_owned(),
+            ));
+        }
+        if chain.contracts.is_empty() {
+            return Err(invalid(
+                &format!("{key}.contracts"),
+                "is empty; list the settlement proxies to index".to_owned(),
+            ));
+        }
+        let config = settle_indexer::IndexerConfig {
+            confirmations: chain.confirmations.unwrap_or(indexer.confirmations),
+            reorg_window: indexer.reorg_window,
+            initial_range: indexer.initial_range,
+            max_range: indexer.max_range,
+            poll_interval: indexer.poll_interval,
+            ..settle_indexer::IndexerConfig::new(
+                chain.chain_id,
+                contracts_of(
+                    chain.contracts.iter(),
+                    &format!("{key}.contracts"),
+                    &invalid,
+                )?,
+                chain.deployment_block,
+            )
+        };
+        config
+            .validate()
+            .map_err(|e| invalid(&key, e.to_string()))?;
+        other_chains.push((config, chain.rpc.clone()));
+    }
     let listen = file.api.listen.parse().map_err(|_| {
         invalid(
             "api.listen",
@@ -519,6 +611,7 @@ pub fn parse(
     })?;
     Ok(Settings {
         indexer,
+        other_chains,
         listen,
         database_url,
         contract,
@@ -645,6 +738,52 @@ daily_cap = "340282366920938463463374607431768211455"
         assert!(
             unknown.to_string().contains("unknown field `speed`"),
             "{unknown}"
+        );
+    }
+    /// `[indexer] contracts` and `[[indexer.chains]]`: one indexer config per chain.
+    #[test]
+    fn other_chains_and_contracts_get_their_own_indexers() {
+        let more = format!(
+            "{GOOD}\n[indexer]\ncontracts = [\"0x00000000000000000000000000000000000000aa\"]\n\n[[indexer.chains]]\nchain_id = 10\nrpc = [\"http://127.0.0.1:9545\"]\ncontracts = [\"0x00000000000000000000000000000000000000bb\"]\ndeployment_block = 7\nconfirmations = 12\n"
+        );
+        let s = parse("settle.toml", &more, None).expect("valid");
+        assert_eq!(
+            s.indexer.contracts,
+            vec![
+                parse_address("0x5FbDB2315678afecb367f032d93F642f64180aa3").expect("address"),
+                Address::with_last_byte(0xaa),
+            ]
+        );
+        assert_eq!(s.other_chains.len(), 1);
+        let (other, rpc) = &s.other_chains[0];
+        assert_eq!(other.chain_id, 10);
+        assert_eq!(other.contracts, vec![Address::with_last_byte(0xbb)]);
+        assert_eq!(other.from_block, 7);
+        assert_eq!(other.confirmations, 12);
+        assert_eq!(other.reorg_window, s.indexer.reorg_window);
+        assert_eq!(rpc, &vec!["http://127.0.0.1:9545".to_owned()]);
+
+        let twice = more.replace("chain_id = 10", "chain_id = 31337");
+        assert_eq!(
+            parse("settle.toml", &twice, None)
+                .expect_err("twice")
+                .to_string(),
+            "settle.toml: `indexer.chains[0].chain_id` = 31337 is indexed twice; give each chain one entry (and [chain] its own)"
+        );
+        let no_rpc = more.replace("rpc = [\"http://127.0.0.1:9545\"]", "rpc = []");
+        assert_eq!(
+            parse("settle.toml", &no_rpc, None)
+                .expect_err("no rpc")
+                .to_string(),
+            "settle.toml: `indexer.chains[0].rpc` is empty; list at least one JSON-RPC URL"
+        );
+        let bad = more.replace("0x00000000000000000000000000000000000000bb", "0xbb");
+        let err = parse("settle.toml", &bad, None)
+            .expect_err("bad address")
+            .to_string();
+        assert!(
+            err.starts_with("settle.toml: `indexer.chains[0].contracts` = \"0xbb\""),
+            "{err}"
         );
     }
 }

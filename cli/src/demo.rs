@@ -93,7 +93,7 @@ fn with_database(url: &str, name: &str) -> String {
     }
 }
 
-async fn fresh_database(admin_url: &str, name: &str) -> anyhow::Result<String> {
+pub(crate) async fn fresh_database(admin_url: &str, name: &str) -> anyhow::Result<String> {
     anyhow::ensure!(
         !name.is_empty()
             && name
@@ -112,18 +112,18 @@ async fn fresh_database(admin_url: &str, name: &str) -> anyhow::Result<String> {
     Ok(with_database(admin_url, name))
 }
 
-struct TomlInputs<'a> {
-    dir: &'a Path,
-    database_url: &'a str,
-    rpc: &'a str,
-    contract: Address,
-    deployment_block: u64,
-    module: &'a Path,
-    token: &'a str,
-    api_port: u16,
+pub(crate) struct TomlInputs<'a> {
+    pub(crate) dir: &'a Path,
+    pub(crate) database_url: &'a str,
+    pub(crate) rpc: &'a str,
+    pub(crate) contract: Address,
+    pub(crate) deployment_block: u64,
+    pub(crate) module: &'a Path,
+    pub(crate) token: &'a str,
+    pub(crate) api_port: u16,
 }
 
-fn settle_toml(i: &TomlInputs<'_>) -> String {
+pub(crate) fn settle_toml(i: &TomlInputs<'_>) -> String {
     let TomlInputs {
         database_url,
         rpc,
@@ -181,13 +181,14 @@ daily_cap = "1000000000000000000000000"
 }
 
 /// Deploys the contracts on the dev chain: anvil account 0 deploys, accounts 1 to 3 own the
-/// multisig (2 of 3) behind a 60-second timelock, account 0 is the guardian, `batch_key` signs
-/// batches and the native coin is enabled.
-async fn deploy_dev(
+/// multisig (2 of 3) behind a 60-second timelock, account 0 is the guardian, `signers` sign
+/// batches and `tokens` are enabled (`Address::ZERO`: the native coin).
+pub(crate) async fn deploy_dev(
     dir: &Path,
     rpc: &str,
     dev_keys: &[PrivateKeySigner],
-    batch_key: Address,
+    signers: &[Address],
+    tokens: &[Address],
 ) -> anyhow::Result<settle_deploy::Manifest> {
     let dir = dir.join("deployments");
     // A fresh anvil every start: an old manifest describes a chain that is gone.
@@ -210,12 +211,15 @@ async fn deploy_dev(
             min_delay: 60,
             guardian: deployer.address(),
         },
-        signers: vec![batch_key],
-        tokens: vec![settle_deploy::config::TokenLimits {
-            token: Address::ZERO,
-            max_payment: 10u128.pow(21),
-            daily_cap: 10u128.pow(24),
-        }],
+        signers: signers.to_vec(),
+        tokens: tokens
+            .iter()
+            .map(|&token| settle_deploy::config::TokenLimits {
+                token,
+                max_payment: 10u128.pow(21),
+                daily_cap: 10u128.pow(24),
+            })
+            .collect(),
         deployer: settle_deploy::config::DeployerConfig::default(),
     };
     let outcome = settle_deploy::deploy(
@@ -279,7 +283,14 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
 
     // Contracts.
     let dev_keys: Vec<PrivateKeySigner> = stack.signers().to_vec();
-    let deployed = deploy_dev(&args.dir, &rpc_url, &dev_keys, batch_key).await?;
+    let deployed = deploy_dev(
+        &args.dir,
+        &rpc_url,
+        &dev_keys,
+        &[batch_key],
+        &[Address::ZERO],
+    )
+    .await?;
     say(&format!(
         "deployed   proxy {} (owner: timelock {}, multisig {} of {} owners, delay {} s)",
         deployed.settlement,
@@ -398,7 +409,11 @@ async fn drive(
     let merchant =
         auth::create_key(&pool, Role::Merchant, &demo_merchant(0).to_checksum(None)).await?;
     let auditor = auth::create_key(&pool, Role::Auditor, "demo-auditor").await?;
+    let other_merchant =
+        auth::create_key(&pool, Role::Merchant, &demo_merchant(1).to_checksum(None)).await?;
+    let admin = auth::create_key(&pool, Role::Admin, "demo-admin").await?;
     say(&format!("api        {api} (docs {api}/docs)"));
+    say(&format!("web        {api}/ui/ (log in with a key below)"));
     say(&format!(
         "key        integrator demo-shop: {}",
         integrator.token
@@ -412,6 +427,12 @@ async fn drive(
         "key        auditor demo-auditor: {}",
         auditor.token
     ));
+    say(&format!(
+        "key        merchant {}: {}",
+        demo_merchant(1).to_checksum(None),
+        other_merchant.token
+    ));
+    say(&format!("key        admin demo-admin: {}", admin.token));
 
     let submitted_at = Instant::now();
     let mut i = 0u64;

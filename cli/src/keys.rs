@@ -285,6 +285,12 @@ impl Hsm {
         })
     }
 
+    /// The loaded module, the token's label and the PIN, for code that talks PKCS#11 directly
+    /// (the bench's bare-`cryptoki` baseline).
+    pub(crate) fn raw(&self) -> (&Pkcs11, &str, &str) {
+        (&self.pkcs11, &self.token, &self.pin)
+    }
+
     /// The secp256k1 key pairs on the token.
     pub fn list(&self) -> Result<Vec<KeyInfo>, KeysError> {
         Ok(keys::list_keys(&self.pkcs11, &self.token, &self.pin)?)

@@ -5,6 +5,8 @@
 //! configuration up front and fail with one line that names the problem and
 //! the fix.
 
+pub mod audit;
+pub mod bench;
 pub mod config;
 pub mod demo;
 pub mod deploy;
@@ -44,6 +46,10 @@ pub enum Command {
     Reconcile(reconcile::ReconcileArgs),
     /// Upgrade the settlement proxy through the multisig and the timelock: propose, approve, execute, status.
     Upgrade(upgrade::UpgradeArgs),
+    /// Audit a live deployment: verify-deployment compares its bytecode with the pinned sources.
+    Audit(audit::AuditArgs),
+    /// Measure gas, indexer, API, end-to-end and signing against ceilings measured in the same run.
+    Bench(bench::BenchArgs),
 }
 
 /// Runs the parsed command line.
@@ -55,5 +61,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args).await,
         Command::Reconcile(args) => reconcile::run(args).await,
         Command::Upgrade(args) => upgrade::run(args).await,
+        Command::Audit(args) => audit::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
     }
 }

@@ -185,7 +185,7 @@ async fn run_api(
     pool: &PgPool,
     rpc: Arc<RpcPool>,
     keys: Option<Arc<(Vec<HsmSigner>, HsmSigner)>>,
-    indexer: Option<Arc<settle_indexer::Indexer>>,
+    indexers: Vec<Arc<settle_indexer::Indexer>>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(settings.listen)
@@ -219,8 +219,12 @@ async fn run_api(
                 })
         }) as settle_api::state::SigningStats
     });
-    let extra: Option<settle_api::state::ExtraMetrics> =
-        indexer.map(|i| Arc::new(move || i.metrics().render()) as settle_api::state::ExtraMetrics);
+    let extra: Option<settle_api::state::ExtraMetrics> = (!indexers.is_empty()).then(|| {
+        Arc::new(move || {
+            let all: Vec<_> = indexers.iter().map(|i| i.metrics()).collect();
+            settle_indexer::Metrics::render_all(&all)
+        }) as settle_api::state::ExtraMetrics
+    });
     let state = settle_api::AppState::new(pool.clone(), rpc, api_config(settings, senders), probe)
         .with_metrics(signing, extra);
     // Webhook deliveries run beside the server and stop with it.
@@ -298,6 +302,24 @@ pub async fn run_parts(
     } else {
         None
     };
+    // `[[indexer.chains]]`: one more indexer per chain, each on its own endpoints.
+    let mut others = Vec::new();
+    if wants(Part::Indexer) {
+        for (config, urls) in &settings.other_chains {
+            let endpoints = Arc::new(RpcPool::new(
+                urls,
+                RpcConfig {
+                    timeout: settings.rpc_timeout,
+                    ..RpcConfig::default()
+                },
+            )?);
+            others.push(Arc::new(settle_indexer::Indexer::new(
+                pool.clone(),
+                endpoints,
+                config.clone(),
+            )?));
+        }
+    }
     // A part that fails stops the others, so the process exits with its error.
     let stop_all = |result: anyhow::Result<()>| {
         if result.is_err() {
@@ -312,12 +334,29 @@ pub async fn run_parts(
         })
     };
     let indexing = async {
-        stop_all(match &indexer {
-            Some(indexer) => {
-                run_indexer(settings, &pool, Arc::clone(&rpc), indexer, stop_rx.clone()).await
+        let main = async {
+            stop_all(match &indexer {
+                Some(indexer) => {
+                    run_indexer(settings, &pool, Arc::clone(&rpc), indexer, stop_rx.clone()).await
+                }
+                None => Ok(()),
+            })
+        };
+        // A chain that fails stops the process too: its error names the chain.
+        let followers = futures_util::future::try_join_all(others.iter().map(|other| {
+            let stop = stop_rx.clone();
+            async move {
+                tracing::info!(chain_id = other.chain_id(), "indexer running");
+                stop_all(
+                    other
+                        .run(stopped(stop))
+                        .await
+                        .map_err(|e| anyhow::anyhow!("indexing chain {}: {e}", other.chain_id())),
+                )
             }
-            None => Ok(()),
-        })
+        }));
+        let (main, followers) = tokio::join!(main, followers);
+        main.and(followers.map(|_| ()))
     };
     let api = async {
         stop_all(if wants(Part::Api) {
@@ -326,7 +365,7 @@ pub async fn run_parts(
                 &pool,
                 Arc::clone(&rpc),
                 keys.clone(),
-                indexer.clone(),
+                indexer.iter().chain(&others).cloned().collect(),
                 stop_rx.clone(),
             )
             .await

@@ -5,8 +5,9 @@
 //! a deployment ([`plan`]), the deployment itself ([`deploy`]: multisig,
 //! timelock, implementation and proxy, wired and handed to the timelock), the
 //! deployment manifests (`deploy/deployments/<chain id>.json`, [`manifest`]),
-//! and the owners' EIP-712 approvals of multisig operations ([`multisig`]),
-//! which the multisig-guarded upgrade flow builds on.
+//! the owners' EIP-712 approvals of multisig operations ([`multisig`]),
+//! which the multisig-guarded upgrade flow builds on, and the check that a
+//! deployment runs the pinned sources' bytecode ([`verify`]).
 //!
 //! It must never change a deployed system except through the multisig and
 //! timelock once the timelock owns it, and never write a manifest for a chain
@@ -21,6 +22,7 @@ pub mod multisig;
 pub mod outcome;
 pub mod plan;
 pub mod upgrade;
+pub mod verify;
 
 pub use config::{ConfigError, DeployConfig, KeySource};
 pub use deployment::{DeployOptions, deploy};
@@ -29,3 +31,4 @@ pub use manifest::{Manifest, ManifestError};
 pub use outcome::{Outcome, Step, StepReport, StepStatus};
 pub use plan::{CREATE2_FACTORY, Contract, Plan};
 pub use upgrade::{Proposal, UpgradeError};
+pub use verify::{Comparison, Runtime, Shipped, VerifyError, committed, compare_runtime};

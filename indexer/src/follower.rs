@@ -131,6 +131,11 @@ impl Indexer {
         &self.config
     }
 
+    /// The chain this indexer follows.
+    pub const fn chain_id(&self) -> u64 {
+        self.config.chain_id
+    }
+
     /// The `eth_getLogs` range the next read starts with.
     pub fn range_size(&self) -> u64 {
         *self.range.lock().unwrap_or_else(PoisonError::into_inner)

@@ -37,9 +37,32 @@ pub struct Metrics {
 impl Metrics {
     /// Prometheus text exposition, every series labelled with the chain id.
     pub fn render(&self) -> String {
-        let chain = self.chain_id;
+        Self::render_all(std::slice::from_ref(self))
+    }
+
+    /// Prometheus text exposition of several indexers (one per chain): each series once, with a
+    /// sample per chain, so every metric family stays one group.
+    pub fn render_all(all: &[Self]) -> String {
+        let mut out = String::new();
+        let rows: Vec<_> = all.iter().map(|m| (m.chain_id, m.series())).collect();
+        let Some((_, first)) = rows.first() else {
+            return out;
+        };
+        for (i, (name, kind, help, _)) in first.iter().enumerate() {
+            // Writing to a String cannot fail.
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (chain, series) in &rows {
+                let value = series.get(i).map_or(0.0, |s| s.3);
+                let _ = writeln!(out, "{name}{{chain_id=\"{chain}\"}} {value}");
+            }
+        }
+        out
+    }
+
+    /// (name, kind, help, value) of every series.
+    fn series(&self) -> [(&'static str, &'static str, &'static str, f64); 11] {
         let indexed = self.indexed_block.map_or(-1.0, |b| b as f64);
-        let series: [(&str, &str, &str, f64); 11] = [
+        [
             (
                 "settle_indexer_head_lag_blocks",
                 "gauge",
@@ -106,16 +129,7 @@ impl Metrics {
                 "Syncs that failed.",
                 self.sync_failures_total as f64,
             ),
-        ];
-        let mut out = String::new();
-        for (name, kind, help, value) in series {
-            // Writing to a String cannot fail.
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{chain_id=\"{chain}\"}} {value}"
-            );
-        }
-        out
+        ]
     }
 }
 
@@ -140,5 +154,30 @@ mod tests {
         assert!(text.contains("settle_indexer_reorgs_total{chain_id=\"5\"} 2\n"));
         assert!(text.contains("# TYPE settle_indexer_events_total counter\n"));
         assert_eq!(text.lines().count(), 33);
+    }
+
+    #[test]
+    fn several_chains_share_one_group_per_series() {
+        let one = Metrics {
+            chain_id: 1,
+            head_lag: 4,
+            ..Metrics::default()
+        };
+        let two = Metrics {
+            chain_id: 10,
+            head_lag: 7,
+            ..Metrics::default()
+        };
+        let text = Metrics::render_all(&[one, two]);
+        assert!(text.contains(
+            "# TYPE settle_indexer_head_lag_blocks gauge\nsettle_indexer_head_lag_blocks{chain_id=\"1\"} 4\nsettle_indexer_head_lag_blocks{chain_id=\"10\"} 7\n"
+        ));
+        assert_eq!(
+            text.matches("# HELP settle_indexer_head_lag_blocks ")
+                .count(),
+            1
+        );
+        assert_eq!(text.lines().count(), 11 * 4);
+        assert_eq!(Metrics::render_all(&[]), "");
     }
 }

@@ -3,7 +3,9 @@
 //! The token signs a 32-byte prehash with `CKM_ECDSA` and returns `r || s`.
 //! Ethereum wants the low-`s` form and a recovery parity, neither of which
 //! PKCS#11 gives: `s` is folded into the lower half of the curve order and the
-//! parity is found by recovering against the public key read at start-up.
+//! parity is read off the signature's point `R = s⁻¹(z·G + r·Q)`, computed with
+//! the public key `Q` read at start-up (one double-scalar multiplication, the
+//! work of an ECDSA verification, which this also is).
 //!
 //! A PKCS#11 session runs one operation at a time, so the signer keeps a small
 //! pool of sessions and signs in as many at once. A session that the token
@@ -190,6 +192,8 @@ pub struct HsmSigner {
     /// Where the next signature starts looking for a free lane.
     next_lane: AtomicUsize,
     address: Address,
+    /// The key's public point, for the recovery parity.
+    public: k256::AffinePoint,
     chain_id: Option<ChainId>,
     /// Signatures made, and the microseconds they took (waiting for a lane included).
     signed: AtomicU64,
@@ -234,14 +238,14 @@ impl HsmSigner {
             pin: AuthPin::from(pin),
             key_label: key_label.to_owned(),
         };
-        let (first, address) = connect(&location)?;
+        let (first, address, public) = connect(&location)?;
         let mut lanes = Vec::with_capacity(options.sessions.get());
         lanes.push(Mutex::new(Lane {
             connection: Some(first),
         }));
         while lanes.len() < options.sessions.get() {
             // Build each lane before checking it, so a mismatch still closes its session.
-            let (connection, found) = connect(&location)?;
+            let (connection, found, _) = connect(&location)?;
             lanes.push(Mutex::new(Lane {
                 connection: Some(connection),
             }));
@@ -254,6 +258,7 @@ impl HsmSigner {
             signed: AtomicU64::new(0),
             signing_us: AtomicU64::new(0),
             address,
+            public,
             chain_id: None,
         })
     }
@@ -277,7 +282,8 @@ impl HsmSigner {
             let mut lane = self.lane();
             self.sign_in(&mut lane, hash)?
         };
-        let signature = ethereum_signature(&raw, hash, self.address)?;
+        let signature = ethereum_signature_for(&raw, hash, &self.public)
+            .ok_or(HsmError::Unrecoverable(self.address))?;
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.signed.fetch_add(1, Ordering::Relaxed);
         self.signing_us.fetch_add(micros, Ordering::Relaxed);
@@ -332,7 +338,7 @@ impl HsmSigner {
                 },
             }
         }
-        let (connection, found) = connect(&self.location)?;
+        let (connection, found, _) = connect(&self.location)?;
         if let Err(err) = check_same_key(&self.location, self.address, found) {
             let _closed = connection.session.close();
             return Err(err);
@@ -362,13 +368,13 @@ fn check_same_key(
 }
 
 /// Opens a session on the token, logs in and finds the key pair; returns the session, the
-/// private key's handle and the public key's address.
-fn connect(location: &KeyLocation) -> Result<(Connection, Address), HsmError> {
+/// private key's handle, the public key's address and its point.
+fn connect(location: &KeyLocation) -> Result<(Connection, Address, k256::AffinePoint), HsmError> {
     let slot = find_token(&location.pkcs11, &location.token_label)?;
     // Signing needs no write access; `no_drop` because a dead handle must not be closed (see `Lane::discard`).
     let session = location.pkcs11.open_ro_session_no_drop(slot)?;
     match find_key(&session, location) {
-        Ok((key, address)) => Ok((Connection { session, key }, address)),
+        Ok((key, address, public)) => Ok((Connection { session, key }, address, public)),
         Err(err) => {
             let _closed = session.close();
             Err(err)
@@ -379,7 +385,7 @@ fn connect(location: &KeyLocation) -> Result<(Connection, Address), HsmError> {
 fn find_key(
     session: &Session,
     location: &KeyLocation,
-) -> Result<(ObjectHandle, Address), HsmError> {
+) -> Result<(ObjectHandle, Address, k256::AffinePoint), HsmError> {
     login(session, &location.token_label, &location.pin)?;
     let find = |class| {
         session.find_objects(&[
@@ -399,8 +405,8 @@ fn find_key(
         .into_iter()
         .next()
         .ok_or_else(missing)?;
-    let address = secp256k1_address(session, public, &location.key_label)?;
-    Ok((key, address))
+    let (address, point) = secp256k1_public(session, public, &location.key_label)?;
+    Ok((key, address, point))
 }
 
 /// The slot holding the token labelled `token_label`.
@@ -434,6 +440,15 @@ pub(crate) fn secp256k1_address(
     public: ObjectHandle,
     label: &str,
 ) -> Result<Address, HsmError> {
+    secp256k1_public(session, public, label).map(|(address, _)| address)
+}
+
+/// Like [`secp256k1_address`], with the public point too.
+fn secp256k1_public(
+    session: &Session,
+    public: ObjectHandle,
+    label: &str,
+) -> Result<(Address, k256::AffinePoint), HsmError> {
     let attrs = session.get_attributes(
         public,
         &[
@@ -454,10 +469,12 @@ pub(crate) fn secp256k1_address(
     if key_type != Some(KeyType::EC) || params.as_deref() != Some(SECP256K1_OID_DER.as_slice()) {
         return Err(HsmError::NotSecp256k1(label.to_owned()));
     }
-    point
-        .as_deref()
-        .and_then(address_of_ec_point)
-        .ok_or_else(|| HsmError::BadPublicKey(label.to_owned()))
+    let bad = || HsmError::BadPublicKey(label.to_owned());
+    let point = point.as_deref().ok_or_else(bad)?;
+    let address = address_of_ec_point(point).ok_or_else(bad)?;
+    let bare = point.strip_prefix(&[0x04, 0x41][..]).unwrap_or(point);
+    let parsed = k256::PublicKey::from_sec1_bytes(bare).map_err(|_| bad())?;
+    Ok((address, *parsed.as_affine()))
 }
 
 // alloy's signer traits, so the HSM key can sign EIP-712 digests and the relayer's own transactions
@@ -525,6 +542,60 @@ pub fn ethereum_signature(raw: &[u8], hash: &B256, signer: Address) -> Result<Si
                 .is_ok_and(|a| a == signer)
         })
         .ok_or(HsmError::Unrecoverable(signer))
+}
+
+/// Turns a PKCS#11 `r || s` by the key `public` over `hash` into an Ethereum signature: low `s`,
+/// and the parity of `R = s⁻¹(z·G + r·Q)`. `None` if the signature does not verify (then no parity
+/// is right), so a wrong key or a corrupted signature is never passed on.
+// Scalar arithmetic is modulo the curve order: it cannot overflow.
+#[allow(clippy::arithmetic_side_effects)]
+pub fn ethereum_signature_for(
+    raw: &[u8],
+    hash: &B256,
+    public: &k256::AffinePoint,
+) -> Option<Signature> {
+    use k256::{
+        ProjectivePoint, Scalar, U256 as K256,
+        elliptic_curve::{
+            PrimeField,
+            ops::{LinearCombination, Reduce},
+            point::AffineCoordinates,
+            scalar::IsHigh,
+        },
+    };
+    if raw.len() != 64 {
+        return None;
+    }
+    let field = |bytes: &[u8]| {
+        let mut out = k256::FieldBytes::default();
+        out.copy_from_slice(bytes);
+        out
+    };
+    let scalar = |bytes: &[u8]| Option::<Scalar>::from(Scalar::from_repr(field(bytes)));
+    let r = scalar(&raw[..32])?;
+    let mut s = scalar(&raw[32..])?;
+    if bool::from(s.is_high()) {
+        s = -s;
+    }
+    let s_inv = Option::<Scalar>::from(s.invert())?;
+    let z = <Scalar as Reduce<K256>>::reduce_bytes(&field(hash.as_slice()));
+    let point = ProjectivePoint::lincomb(
+        &ProjectivePoint::GENERATOR,
+        &(z * s_inv),
+        &ProjectivePoint::from(*public),
+        &(r * s_inv),
+    )
+    .to_affine();
+    if point == k256::AffinePoint::IDENTITY
+        || <Scalar as Reduce<K256>>::reduce_bytes(&point.x()) != r
+    {
+        return None;
+    }
+    Some(Signature::new(
+        U256::from_be_slice(&r.to_bytes()),
+        U256::from_be_slice(&s.to_bytes()),
+        bool::from(point.y_is_odd()),
+    ))
 }
 
 /// The address of an uncompressed point, bare (`04 || X || Y`) or DER-wrapped (`04 41 04 || X || Y`).
@@ -617,5 +688,49 @@ mod tests {
             ethereum_signature(&[0u8; 63], &B256::ZERO, Address::ZERO),
             Err(HsmError::BadSignature(63))
         ));
+    }
+
+    /// The parity read off `R` equals the one recovery finds, for low and high `s`; another key
+    /// or a corrupted signature gives none.
+    #[test]
+    fn the_parity_from_the_signature_point_equals_the_recovered_one() {
+        let key = k256::ecdsa::SigningKey::from_bytes(&keccak256("parity").0.into()).expect("key");
+        let public = *key.verifying_key().as_affine();
+        let address = address_of_ec_point(key.verifying_key().to_encoded_point(false).as_bytes())
+            .expect("address");
+        let other = *k256::ecdsa::SigningKey::from_bytes(&keccak256("other").0.into())
+            .expect("key")
+            .verifying_key()
+            .as_affine();
+        let mut parities = [0u32; 2];
+        for i in 0u32..64 {
+            let hash = keccak256(i.to_be_bytes());
+            let (sig, _) = key
+                .sign_prehash_recoverable(hash.as_slice())
+                .expect("signed");
+            let low = sig.to_bytes();
+            // The same signature with s in the upper half, as a token may return it.
+            let n = SECP256K1_N.to_be_bytes::<32>();
+            let s = U256::from_be_slice(&low[32..]);
+            let mut high = low.to_vec();
+            high[32..].copy_from_slice(&U256::from_be_bytes(n).wrapping_sub(s).to_be_bytes::<32>());
+            for raw in [&low[..], &high[..]] {
+                let fast = ethereum_signature_for(raw, &hash, &public).expect("verifies");
+                let slow = ethereum_signature(raw, &hash, address).expect("recovers");
+                assert_eq!(fast, slow);
+                assert_eq!(
+                    fast.recover_address_from_prehash(&hash).expect("recover"),
+                    address
+                );
+                assert!(ethereum_signature_for(raw, &hash, &other).is_none());
+            }
+            parities[usize::from(ethereum_signature_for(&low, &hash, &public).expect("v").v())] +=
+                1;
+            let mut corrupt = low.to_vec();
+            corrupt[40] ^= 1;
+            assert!(ethereum_signature_for(&corrupt, &hash, &public).is_none());
+        }
+        // Both parities occurred, so both branches were checked against recovery.
+        assert!(parities[0] > 0 && parities[1] > 0, "{parities:?}");
     }
 }

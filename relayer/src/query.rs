@@ -632,3 +632,77 @@ pub async fn status_changes<'e>(
         })
         .collect()
 }
+
+/// The instructions `scope` may see whose idempotency key is `key` or whose on-chain payment id is
+/// `payment_id`, newest first (at most 50: a key is unique per integrator, an id nearly so).
+pub async fn find_instructions(
+    pool: &PgPool,
+    scope: Scope<'_>,
+    key: Option<&str>,
+    payment_id: Option<B256>,
+) -> Result<Vec<Instruction>, QueryError> {
+    let rows = sqlx::query(&format!(
+        "{SELECT_INSTRUCTION}
+         WHERE ($1::text IS NULL OR i.integrator = $1)
+           AND (i.idempotency_key = $2 OR i.payment_id = $3)
+         ORDER BY i.seq DESC
+         LIMIT 50"
+    ))
+    .bind(scope.integrator())
+    .bind(key)
+    .bind(payment_id.map(|p| p.to_vec()))
+    .fetch_all(pool)
+    .await?;
+    let items = rows
+        .iter()
+        .map(instruction_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    with_legs(pool, items).await
+}
+
+/// Every status change of one instruction, oldest first (the feed's rows for it).
+pub async fn instruction_history(
+    pool: &PgPool,
+    id: Uuid,
+) -> Result<Vec<(InstructionStatus, InstructionStatus, DateTime<Utc>)>, QueryError> {
+    let rows = sqlx::query(
+        "SELECT old_status, new_status, changed_at FROM relayer.instruction_changes
+         WHERE instruction_id = $1 ORDER BY seq",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let from: String = row.try_get(0)?;
+            let to: String = row.try_get(1)?;
+            Ok((
+                instruction_status(&from)?,
+                instruction_status(&to)?,
+                row.try_get(2)?,
+            ))
+        })
+        .collect()
+}
+
+/// Instructions that became settled in each of the `minutes` whole minutes up to now, oldest
+/// first (a minute without any is 0).
+pub async fn settled_per_minute(
+    pool: &PgPool,
+    minutes: u32,
+) -> Result<Vec<(DateTime<Utc>, i64)>, QueryError> {
+    let rows = sqlx::query(
+        "SELECT m.minute, count(c.seq)
+         FROM generate_series(date_trunc('minute', now()) - make_interval(mins => $1 - 1),
+                              date_trunc('minute', now()), interval '1 minute') AS m(minute)
+         LEFT JOIN relayer.instruction_changes c
+           ON c.new_status = 'settled' AND date_trunc('minute', c.changed_at) = m.minute
+         GROUP BY m.minute ORDER BY m.minute",
+    )
+    .bind(i32::try_from(minutes.max(1)).unwrap_or(i32::MAX))
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect()
+}

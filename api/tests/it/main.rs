@@ -9,4 +9,5 @@ mod ops;
 mod payments;
 mod reconciliation;
 mod schemathesis;
+mod web;
 mod webhooks;

@@ -3,6 +3,7 @@
 mod deploy;
 mod governance;
 mod upgrade;
+mod verify;
 
 use alloy::{
     network::{EthereumWallet, TransactionBuilder},

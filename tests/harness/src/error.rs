@@ -16,6 +16,10 @@ pub enum Error {
     #[error("test chain: {0}")]
     Chain(String),
 
+    /// A private Postgres server ([`crate::PgCluster`]) could not be set up, started or stopped.
+    #[error("private Postgres cluster: {0}")]
+    Cluster(String),
+
     /// No anvil binary in `node_modules` or on `PATH` (and `SETTLE_ANVIL` unset).
     #[error(
         "anvil binary not found (looked at {} and on PATH); run ./scripts/setup, or point SETTLE_ANVIL at an anvil binary",

@@ -2,7 +2,8 @@
 //! loopback port ([`TestChain`]), a fresh Postgres database that is dropped
 //! afterwards ([`TestDb`]) and a fresh SoftHSM2 token holding one secp256k1
 //! key pair ([`TestToken`]), plus a TCP proxy that injects network faults in
-//! front of a real endpoint ([`FaultProxy`]), and a configured SplitSettlement
+//! front of a real endpoint ([`FaultProxy`]), a private Postgres server that a
+//! test may restart ([`PgCluster`]), and a configured SplitSettlement
 //! proxy ([`settlement`]).
 //!
 //! This crate owns test plumbing only: finding the local tool binaries, the
@@ -14,6 +15,7 @@
 //! Missing tools are typed [`Error`]s that name `./scripts/setup` as the fix.
 
 pub mod anvil;
+pub mod cluster;
 mod error;
 pub mod fault;
 pub mod postgres;
@@ -21,6 +23,7 @@ pub mod settlement;
 pub mod softhsm;
 
 pub use anvil::TestChain;
+pub use cluster::PgCluster;
 pub use error::{Error, Result};
 pub use fault::{FaultMode, FaultProxy};
 pub use postgres::TestDb;
