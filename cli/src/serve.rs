@@ -48,6 +48,8 @@ pub struct ServeArgs {
 pub async fn database(settings: &Settings) -> anyhow::Result<PgPool> {
     let pool = PgPoolOptions::new()
         .max_connections(16)
+        // While the server is unreachable, a request waits this long for a connection, not 30 s.
+        .acquire_timeout(Duration::from_secs(5))
         .connect(&settings.database_url)
         .await
         .map_err(|e| {
@@ -135,7 +137,7 @@ async fn run_relayer(
     )
     .await?;
     tracing::info!(chain_id, %contract, sender = %sender.address(), "relayer running");
-    relayer.run(stopped(stop)).await;
+    relayer.run(stopped(stop)).await?;
     Ok(())
 }
 

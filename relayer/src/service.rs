@@ -158,8 +158,9 @@ impl<'a> Relayer<'a> {
     }
 
     /// Steps every `interval` until `shutdown` resolves. A failed step is logged and retried on the
-    /// next; nothing is lost by it.
-    pub async fn run(&self, shutdown: impl Future<Output = ()>) {
+    /// next; nothing is lost by it. The one error it returns is final: another process took this
+    /// sender key (after the database dropped this one's lock), so this one must stop sending.
+    pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<(), RelayerError> {
         tokio::pin!(shutdown);
         loop {
             match self.step().await {
@@ -167,10 +168,11 @@ impl<'a> Relayer<'a> {
                     tracing::debug!(?report, "relayer step");
                 }
                 Ok(_) => {}
+                Err(err @ RelayerError::Submit(SubmitError::SenderBusy(_))) => return Err(err),
                 Err(err) => tracing::warn!(error = %err, "relayer step failed; retrying"),
             }
             tokio::select! {
-                () = &mut shutdown => return,
+                () = &mut shutdown => return Ok(()),
                 () = tokio::time::sleep(self.config.interval) => {}
             }
         }

@@ -278,6 +278,25 @@ fn bumped(value: u128, percent: u64) -> u128 {
     raised.saturating_add(1)
 }
 
+/// A new connection holding the sender's advisory lock, or [`SubmitError::SenderBusy`].
+async fn take_lock(
+    database_url: &str,
+    key: i32,
+    sender: Address,
+) -> Result<PgConnection, SubmitError> {
+    let mut lock = PgConnection::connect(database_url).await?;
+    let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
+        .bind(SENDER_LOCK_NAMESPACE)
+        .bind(key)
+        .fetch_one(&mut lock)
+        .await?;
+    if taken {
+        Ok(lock)
+    } else {
+        Err(SubmitError::SenderBusy(sender))
+    }
+}
+
 /// Drives the batches and transactions of one sender key.
 #[derive(Debug)]
 pub struct Submitter<'a> {
@@ -285,8 +304,11 @@ pub struct Submitter<'a> {
     rpc: &'a RpcPool,
     sender: &'a HsmSigner,
     config: SubmitterConfig,
-    /// Holds the sender's advisory lock for as long as the submitter lives.
-    _lock: PgConnection,
+    /// Holds the sender's advisory lock for as long as the submitter lives; checked (and taken
+    /// again on a new connection if the database dropped this one) before every tick.
+    lock: tokio::sync::Mutex<PgConnection>,
+    database_url: String,
+    lock_key: i32,
 }
 
 impl<'a> Submitter<'a> {
@@ -298,27 +320,35 @@ impl<'a> Submitter<'a> {
         sender: &'a HsmSigner,
         config: SubmitterConfig,
     ) -> Result<Self, SubmitError> {
-        let mut lock = PgConnection::connect(database_url).await?;
         // The key: the low 32 bits of the sender address mixed with the chain id; collisions only serialise.
         let address = sender.address();
         let mut low = [0u8; 4];
         low.copy_from_slice(&address.as_slice()[16..20]);
         let key = i32::from_be_bytes(low) ^ (config.chain_id as i32);
-        let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
-            .bind(SENDER_LOCK_NAMESPACE)
-            .bind(key)
-            .fetch_one(&mut lock)
-            .await?;
-        if !taken {
-            return Err(SubmitError::SenderBusy(address));
-        }
+        let lock = take_lock(database_url, key, address).await?;
         Ok(Self {
             pool,
             rpc,
             sender,
             config,
-            _lock: lock,
+            lock: tokio::sync::Mutex::new(lock),
+            database_url: database_url.to_owned(),
+            lock_key: key,
         })
+    }
+
+    /// Makes sure this process still holds the sender's lock. A restarted or unreachable database
+    /// drops the lock's connection, and the lock with it: then the lock is taken again on a new
+    /// connection, and if another process took it meanwhile this one stops with
+    /// [`SubmitError::SenderBusy`] instead of sending beside it.
+    async fn hold_lock(&self) -> Result<(), SubmitError> {
+        let mut lock = self.lock.lock().await;
+        let alive = sqlx::query("SELECT 1").execute(&mut *lock).await.is_ok();
+        if !alive {
+            tracing::warn!(sender = %self.sender(), "lost the sender lock's connection; taking the lock again");
+            *lock = take_lock(&self.database_url, self.lock_key, self.sender()).await?;
+        }
+        Ok(())
     }
 
     /// The sender key's address.
@@ -339,6 +369,7 @@ impl<'a> Submitter<'a> {
     /// crash right after the last committed transition leaves behind.
     pub async fn tick_limited(&self, budget: u32) -> Result<TickReport, SubmitError> {
         let mut report = TickReport::default();
+        self.hold_lock().await?;
         let head = self.head().await?;
         self.broadcast_stored(&head, &mut report, budget).await?;
         self.watch_transactions(&head, &mut report, budget).await?;

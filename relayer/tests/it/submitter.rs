@@ -898,3 +898,76 @@ async fn a_reorged_batch_is_followed_until_it_settles_once() {
     assert_ne!(first_hash, second_hash);
     env.db.cleanup().await.expect("cleanup");
 }
+
+/// The backends holding an advisory lock in the submitters' namespace.
+async fn sender_lock_holders(env: &Env) -> Vec<i32> {
+    sqlx::query_scalar(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND database =
+           (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_all(env.db.pool())
+    .await
+    .expect("pg_locks")
+}
+
+/// Ends backend `pid` and waits until no advisory lock is held.
+async fn terminate(env: &Env, pid: i32) {
+    let done: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .fetch_one(env.db.pool())
+        .await
+        .expect("terminate");
+    assert!(done);
+    // The lock goes with the backend.
+    for _ in 0..100 {
+        if sender_lock_holders(env).await.is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the terminated backend still holds the lock");
+}
+
+/// The database drops the connection holding the sender lock (as a restart does): the next tick
+/// takes the lock again; if another process took it in between, the tick stops with `SenderBusy`
+/// instead of sending beside it.
+#[tokio::test]
+async fn a_lost_sender_lock_is_taken_again_or_the_submitter_stops() {
+    let env = Env::new().await;
+    let rpc = env.rpc();
+    let submitter = Submitter::start(
+        env.db.pool().clone(),
+        env.db.url(),
+        &rpc,
+        &env.hsm,
+        env.config(),
+    )
+    .await
+    .expect("submitter");
+    let before = sender_lock_holders(&env).await;
+    assert_eq!(before.len(), 1, "{before:?}");
+    terminate(&env, before[0]).await;
+    submitter.tick().await.expect("tick takes the lock again");
+    let after = sender_lock_holders(&env).await;
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_ne!(after[0], before[0]);
+
+    // Lost again, and this time another process takes the key first.
+    terminate(&env, after[0]).await;
+    let rpc_other = env.rpc();
+    let other = Submitter::start(
+        env.db.pool().clone(),
+        env.db.url(),
+        &rpc_other,
+        &env.hsm,
+        env.config(),
+    )
+    .await
+    .expect("the other process takes the free key");
+    let stopped = submitter.tick().await;
+    assert!(
+        matches!(stopped, Err(SubmitError::SenderBusy(s)) if s == env.hsm.address()),
+        "{stopped:?}"
+    );
+    other.tick().await.expect("the holder ticks");
+}
