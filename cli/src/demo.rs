@@ -260,24 +260,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     ));
 
     // Keys in the HSM: made once, kept across runs.
-    let module = PathBuf::from(
-        std::env::var("SETTLE_PKCS11_MODULE")
-            .unwrap_or_else(|_| crate::keys::DEFAULT_MODULE.to_owned()),
-    );
-    let hsm = Hsm::open(
-        &TokenArgs {
-            token: args.token.clone(),
-            module: module.clone(),
-        },
-        std::env::var(PIN_ENV).ok(),
-    )?;
-    let labels: Vec<String> = hsm.list()?.into_iter().map(|k| k.label).collect();
-    for label in [BATCH_KEY, SENDER_KEY] {
-        if !labels.iter().any(|l| l == label) {
-            let address = hsm.create(label)?;
-            say(&format!("created HSM key {label} {address}"));
-        }
-    }
+    let (module, hsm) = dev_keys_on(&args.token, say)?;
     let batch_key = hsm.address_of(BATCH_KEY)?;
     let sender_key = hsm.address_of(SENDER_KEY)?;
 
@@ -378,6 +361,53 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Opens the token `token` (module from `SETTLE_PKCS11_MODULE`, PIN from `SETTLE_HSM_PIN`) and makes
+/// the batch and sender keys the dev stack uses if they are missing, telling `tell` about each.
+pub(crate) fn dev_keys_on(token: &str, tell: fn(&str)) -> anyhow::Result<(PathBuf, Hsm)> {
+    let module = PathBuf::from(
+        std::env::var("SETTLE_PKCS11_MODULE")
+            .unwrap_or_else(|_| crate::keys::DEFAULT_MODULE.to_owned()),
+    );
+    let hsm = Hsm::open(
+        &TokenArgs {
+            token: token.to_owned(),
+            module: module.clone(),
+        },
+        std::env::var(PIN_ENV).ok(),
+    )?;
+    let labels: Vec<String> = hsm.list()?.into_iter().map(|k| k.label).collect();
+    for label in [BATCH_KEY, SENDER_KEY] {
+        if !labels.iter().any(|l| l == label) {
+            let address = hsm.create(label)?;
+            tell(&format!("created HSM key {label} {address}"));
+        }
+    }
+    Ok((module, hsm))
+}
+
+/// Polls `{api}/readyz` until it answers 200 (for up to 60 s); `alive` fails the wait early when
+/// what serves the API has stopped.
+pub(crate) async fn wait_ready(
+    client: &reqwest::Client,
+    api: &str,
+    alive: impl Fn() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        if let Ok(r) = client.get(format!("{api}/readyz")).send().await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        alive()?;
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(60),
+            "the API did not become ready at {api}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn say(line: &str) {
     println!("settle dev: {line}");
 }
@@ -391,19 +421,7 @@ async fn drive(
     demo: u64,
 ) -> anyhow::Result<Summary> {
     let client = reqwest::Client::new();
-    let started = Instant::now();
-    loop {
-        if let Ok(r) = client.get(format!("{api}/readyz")).send().await
-            && r.status().is_success()
-        {
-            break;
-        }
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(60),
-            "the API did not become ready at {api}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_ready(&client, api, || Ok(())).await?;
     let pool = serve::database(settings).await?;
     let integrator = auth::create_key(&pool, Role::Integrator, "demo-shop").await?;
     let merchant =

@@ -79,24 +79,14 @@ impl Served {
             })
         };
         let api = format!("http://127.0.0.1:{port}");
-        let client = reqwest::Client::new();
-        let started = Instant::now();
-        loop {
-            if let Ok(r) = client.get(format!("{api}/readyz")).send().await
-                && r.status().is_success()
-            {
-                break;
-            }
+        demo::wait_ready(&reqwest::Client::new(), &api, || {
             anyhow::ensure!(
                 !task.is_finished(),
                 "the served parts stopped before the API was ready"
             );
-            anyhow::ensure!(
-                started.elapsed() < Duration::from_secs(60),
-                "the API did not become ready at {api}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            Ok(())
+        })
+        .await?;
         let pool = serve::database(&settings).await?;
         let integrator = auth::create_key(&pool, Role::Integrator, "bench-shop")
             .await?

@@ -24,7 +24,7 @@ use super::BenchArgs;
 use crate::{
     demo::{self, BATCH_KEY, SENDER_KEY},
     dev::{DevArgs, DevStack},
-    keys::{Hsm, PIN_ENV, TokenArgs},
+    keys::Hsm,
 };
 
 mod contracts {
@@ -124,23 +124,8 @@ impl BenchEnv {
         };
         let stack = DevStack::start(&dev).await?;
         let database_url = demo::fresh_database(&dev.database_url, &dev.dev_database).await?;
-        let module = PathBuf::from(
-            std::env::var("SETTLE_PKCS11_MODULE")
-                .unwrap_or_else(|_| crate::keys::DEFAULT_MODULE.to_owned()),
-        );
-        let hsm = Hsm::open(
-            &TokenArgs {
-                token: args.token.clone(),
-                module: module.clone(),
-            },
-            std::env::var(PIN_ENV).ok(),
-        )?;
-        let labels: Vec<String> = hsm.list()?.into_iter().map(|k| k.label).collect();
-        for label in [BATCH_KEY, SENDER_KEY] {
-            if !labels.iter().any(|l| l == label) {
-                hsm.create(label)?;
-            }
-        }
+        let (module, hsm) =
+            demo::dev_keys_on(&args.token, |line| eprintln!("settle bench: {line}"))?;
         let batch_signer = Arc::new(hsm.signer(BATCH_KEY, 2)?);
         let dev_keys = stack.signers();
         let funder = dev_keys

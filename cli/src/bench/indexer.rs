@@ -5,6 +5,7 @@
 
 use std::{sync::Arc, time::Instant};
 
+use alloy::providers::Provider;
 use futures_util::StreamExt;
 use settle_contracts::SplitSettlement;
 use settle_indexer::{Indexer, IndexerConfig};
@@ -71,6 +72,24 @@ pub(crate) async fn run(args: &BenchArgs, report: &mut Report) -> anyhow::Result
         "settle bench: generated {credits} credits in {sent} full batches in {:.1} s",
         generated.elapsed().as_secs_f64()
     );
+
+    // What the node alone costs: every log of the contract fetched (and decoded by alloy) in
+    // ranges of 200 blocks, nothing written.
+    let head = env.provider.get_block_number().await?;
+    let fetched = Instant::now();
+    let mut logs = 0usize;
+    let mut from = env.manifest.deployed_block;
+    while from <= head {
+        let to = head.min(from.saturating_add(199));
+        let filter = alloy::rpc::types::Filter::new()
+            .address(env.manifest.settlement)
+            .from_block(from)
+            .to_block(to);
+        logs = logs.saturating_add(env.provider.get_logs(&filter).await?.len());
+        from = to.saturating_add(1);
+    }
+    report.set("indexer_fetch_seconds", seconds(fetched));
+    report.set("indexer_fetched_logs", logs);
 
     // Indexing, timed.
     let pool = PgPoolOptions::new()

@@ -2,9 +2,7 @@
 //! token, and prints one JSON object with the documented figures. Speeds are never asserted;
 //! what the bench measures on the chain and in the database is.
 
-use std::process::Command;
-
-use settle_testkit::{TestToken, postgres, softhsm};
+use settle_testkit::{TestToken, postgres};
 use sqlx::{Connection, PgConnection};
 
 /// The figures docs/benchmarks.md promises, each a number.
@@ -32,20 +30,11 @@ async fn the_quick_bench_reports_every_figure() {
         "settle_bench_test_{}",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
-    let output = Command::new(env!("CARGO_BIN_EXE_settle"))
+    let output = crate::settle_on(&token)
         .args(["bench", "--quick", "--json", "--database-prefix", &prefix])
         .args(["--token", token.token_label()])
         .arg("--out")
         .arg(out.path())
-        .env(
-            softhsm::CONF_ENV,
-            std::env::var_os(softhsm::CONF_ENV)
-                .expect("SOFTHSM2_CONF is set by .cargo/config.toml"),
-        )
-        .env("SETTLE_HSM_PIN", token.user_pin())
-        .env("SETTLE_PKCS11_MODULE", token.module_path())
-        .env("SETTLE_DATABASE_URL", postgres::admin_url())
-        .env("SETTLE_LOG", "warn")
         .output()
         .expect("settle bench runs");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();

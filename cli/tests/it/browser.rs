@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use settle_testkit::{TestToken, postgres, softhsm};
+use settle_testkit::{TestToken, postgres};
 use sqlx::{Connection, PgConnection};
 
 /// Demo payments: two or three to each of the 50 demo merchants, so each merchant page has a few.
@@ -89,7 +89,7 @@ async fn every_page_renders_its_roles_figures_in_chromium() {
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     );
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_settle"))
+    let mut child = crate::settle_on(&token)
         .args([
             "dev",
             "--demo",
@@ -102,15 +102,6 @@ async fn every_page_renders_its_roles_figures_in_chromium() {
         .args(["--dev-database", &database, "--token", token.token_label()])
         .arg("--dir")
         .arg(dir.path())
-        .env(
-            softhsm::CONF_ENV,
-            std::env::var_os(softhsm::CONF_ENV)
-                .expect("SOFTHSM2_CONF is set by .cargo/config.toml"),
-        )
-        .env("SETTLE_HSM_PIN", token.user_pin())
-        .env("SETTLE_PKCS11_MODULE", token.module_path())
-        .env("SETTLE_DATABASE_URL", postgres::admin_url())
-        .env("SETTLE_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

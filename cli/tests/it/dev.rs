@@ -1,9 +1,7 @@
 //! `settle dev --exit`: the whole system on one machine, driven through its REST API, as
 //! `./scripts/dev` runs it (with a test token, database and folder of its own).
 
-use std::process::Command;
-
-use settle_testkit::{TestToken, postgres, softhsm};
+use settle_testkit::{TestToken, postgres};
 use sqlx::{Connection, PgConnection};
 
 #[tokio::test]
@@ -14,7 +12,7 @@ async fn the_demo_settles_every_payment_and_reconciles_clean() {
         "settle_dev_test_{}",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     );
-    let output = Command::new(env!("CARGO_BIN_EXE_settle"))
+    let output = crate::settle_on(&token)
         .args([
             "dev",
             "--demo",
@@ -28,15 +26,6 @@ async fn the_demo_settles_every_payment_and_reconciles_clean() {
         .args(["--dev-database", &database, "--token", token.token_label()])
         .arg("--dir")
         .arg(dir.path())
-        .env(
-            softhsm::CONF_ENV,
-            std::env::var_os(softhsm::CONF_ENV)
-                .expect("SOFTHSM2_CONF is set by .cargo/config.toml"),
-        )
-        .env("SETTLE_HSM_PIN", token.user_pin())
-        .env("SETTLE_PKCS11_MODULE", token.module_path())
-        .env("SETTLE_DATABASE_URL", postgres::admin_url())
-        .env("SETTLE_LOG", "warn")
         .output()
         .expect("settle dev runs");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
