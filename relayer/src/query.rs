@@ -189,11 +189,35 @@ pub struct Instruction {
     pub batch: Option<BatchRef>,
 }
 
-const SELECT_INSTRUCTION: &str =
-    "SELECT i.id, i.seq, i.integrator, i.idempotency_key, i.payment_id, i.chain_id,
+/// The columns [`instruction_row`] reads, in its order.
+macro_rules! instruction_columns {
+    () => {
+        "i.id, i.seq, i.integrator, i.idempotency_key, i.payment_id, i.chain_id,
         i.token, i.funder, i.amount::text, i.status, i.created_at, i.updated_at, i.position,
-        b.id, b.batch_id, b.status, b.tx_hash, b.block_number, b.error
-    FROM relayer.instructions i LEFT JOIN relayer.batches b ON b.id = i.batch";
+        b.id, b.batch_id, b.status, b.tx_hash, b.block_number, b.error"
+    };
+}
+
+/// Where an instruction and its batch are read from.
+macro_rules! instruction_from {
+    () => {
+        " FROM relayer.instructions i LEFT JOIN relayer.batches b ON b.id = i.batch"
+    };
+}
+
+const SELECT_INSTRUCTION: &str = concat!("SELECT ", instruction_columns!(), instruction_from!());
+
+/// One instruction with its legs as two arrays in position order: one round trip.
+const SELECT_ONE_INSTRUCTION: &str = concat!(
+    "SELECT ",
+    instruction_columns!(),
+    ", (SELECT array_agg(l.payee ORDER BY l.position) FROM relayer.instruction_legs l
+         WHERE l.instruction_id = i.id) AS payees,
+       (SELECT array_agg(l.share ORDER BY l.position) FROM relayer.instruction_legs l
+         WHERE l.instruction_id = i.id) AS shares",
+    instruction_from!(),
+    " WHERE i.id = $1 AND ($2::text IS NULL OR i.integrator = $2)"
+);
 
 fn address(what: &'static str, bytes: &[u8]) -> Result<Address, QueryError> {
     Address::try_from(bytes).map_err(|_| corrupt(what, bytes))
@@ -295,15 +319,33 @@ pub async fn instruction(
     scope: Scope<'_>,
     id: Uuid,
 ) -> Result<Option<Instruction>, QueryError> {
-    let row = sqlx::query(&format!(
-        "{SELECT_INSTRUCTION} WHERE i.id = $1 AND ($2::text IS NULL OR i.integrator = $2)"
-    ))
-    .bind(id)
-    .bind(scope.integrator())
-    .fetch_optional(pool)
-    .await?;
+    let row = sqlx::query(SELECT_ONE_INSTRUCTION)
+        .bind(id)
+        .bind(scope.integrator())
+        .fetch_optional(pool)
+        .await?;
     let Some(row) = row else { return Ok(None) };
-    Ok(with_legs(pool, vec![instruction_row(&row)?]).await?.pop())
+    let mut instruction = instruction_row(&row)?;
+    let payees: Option<Vec<Vec<u8>>> = row.try_get("payees")?;
+    let shares: Option<Vec<i32>> = row.try_get("shares")?;
+    let (payees, shares) = (payees.unwrap_or_default(), shares.unwrap_or_default());
+    if payees.len() != shares.len() {
+        return Err(corrupt(
+            "legs",
+            format!("{} payees, {} shares", payees.len(), shares.len()),
+        ));
+    }
+    instruction.legs = payees
+        .iter()
+        .zip(shares)
+        .map(|(payee, share)| {
+            Ok(InstructionLeg {
+                payee: address("payee", payee)?,
+                share: u32::try_from(share).map_err(|_| corrupt("share", share))?,
+            })
+        })
+        .collect::<Result<_, QueryError>>()?;
+    Ok(Some(instruction))
 }
 
 /// The instructions with these ids, in the order given; ids that do not exist are left out.

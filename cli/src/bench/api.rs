@@ -218,16 +218,54 @@ pub(crate) async fn run(args: &BenchArgs, report: &mut Report) -> anyhow::Result
             vec![pct(50.0), pct(90.0), pct(99.0), pct(99.9)],
         )],
     )?;
+    let integrator = served.integrator.clone();
     served.stop().await?;
 
     // The ceiling: pgbench's select-only transactions on the same server and database.
-    let tps = pgbench(&env.database_url, seconds).await?;
+    run_pgbench(vec![
+        "-i".into(),
+        "-q".into(),
+        "-s".into(),
+        "10".into(),
+        env.database_url.clone(),
+    ])
+    .await?;
+    let tps = pgbench(&env.database_url, seconds, None).await?;
     report.set("pgbench_select_tps", tps.round());
     report.set(
         "api_get_pgbench_ratio",
         (rps / tps * 1000.0).round() / 1000.0,
     );
+    // Where the rest goes: the database work of one GET alone (the handler's two queries: the
+    // key, then the payment with its batch and legs) through pgbench on the same connections.
+    let prefix = integrator
+        .split('_')
+        .nth(1)
+        .ok_or_else(|| anyhow::anyhow!("an API key without a prefix"))?
+        .to_owned();
+    let script = args.out.join("api_get_queries.sql");
+    std::fs::write(&script, handler_queries(&prefix, count))?;
+    let queries = pgbench(&env.database_url, seconds, Some(&script)).await?;
+    report.set("pgbench_get_queries_tps", queries.round());
+    report.set(
+        "api_get_queries_ratio",
+        (rps / queries * 1000.0).round() / 1000.0,
+    );
     Ok(())
+}
+
+/// A pgbench script making the queries `GET /v1/payments/{id}` makes (auth::authenticate, then
+/// query::instruction: the payment, its batch and its legs in one query), for a random one of the
+/// `count` payments. Kept in step with
+/// those functions by hand; it picks the payment by its sequence number instead of its id (both
+/// unique indexes).
+fn handler_queries(prefix: &str, count: u64) -> String {
+    format!(
+        "\\set seq random(1, {count})
+SELECT id, secret_hash, role, owner FROM api.api_keys WHERE prefix = '{prefix}' AND revoked_at IS NULL;
+SELECT i.id, i.seq, i.integrator, i.idempotency_key, i.payment_id, i.chain_id, i.token, i.funder, i.amount::text, i.status, i.created_at, i.updated_at, i.position, b.id, b.batch_id, b.status, b.tx_hash, b.block_number, b.error, (SELECT array_agg(l.payee ORDER BY l.position) FROM relayer.instruction_legs l WHERE l.instruction_id = i.id) AS payees, (SELECT array_agg(l.share ORDER BY l.position) FROM relayer.instruction_legs l WHERE l.instruction_id = i.id) AS shares FROM relayer.instructions i LEFT JOIN relayer.batches b ON b.id = i.batch WHERE i.seq = :seq AND i.integrator = 'bench-shop';
+"
+    )
 }
 
 fn round3(v: f64) -> f64 {
@@ -317,36 +355,38 @@ async fn fixed_rate(
     Ok(out)
 }
 
-/// `pgbench -S` transactions per second (8 clients, 2 threads) after `pgbench -i` (scale 10).
-async fn pgbench(database_url: &str, seconds: u64) -> anyhow::Result<f64> {
-    let run = |args: Vec<String>| async move {
-        let out = tokio::process::Command::new("pgbench")
-            .args(&args)
-            .output()
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot run pgbench ({e}); install the Postgres client (scripts/setup does)"
-                )
-            })?;
-        anyhow::ensure!(
-            out.status.success(),
-            "pgbench {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        anyhow::Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+/// Runs pgbench with `args`; its standard output.
+async fn run_pgbench(args: Vec<String>) -> anyhow::Result<String> {
+    let out = tokio::process::Command::new("pgbench")
+        .args(&args)
+        .output()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot run pgbench ({e}); install the Postgres client (scripts/setup does)"
+            )
+        })?;
+    anyhow::ensure!(
+        out.status.success(),
+        "pgbench {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Transactions per second of pgbench with [`CONNECTIONS`] clients on 2 threads for `seconds`:
+/// its built-in select-only script (`-S`, after `pgbench -i`), or the script in `file`.
+async fn pgbench(
+    database_url: &str,
+    seconds: u64,
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<f64> {
+    let mut args: Vec<String> = match file {
+        Some(path) => vec!["-f".into(), path.display().to_string()],
+        None => vec!["-S".into()],
     };
-    run(vec![
-        "-i".into(),
-        "-q".into(),
-        "-s".into(),
-        "10".into(),
-        database_url.into(),
-    ])
-    .await?;
-    let text = run(vec![
-        "-S".into(),
+    args.extend([
         "-n".into(),
         "-c".into(),
         CONNECTIONS.to_string(),
@@ -355,8 +395,8 @@ async fn pgbench(database_url: &str, seconds: u64) -> anyhow::Result<f64> {
         "-T".into(),
         seconds.to_string(),
         database_url.into(),
-    ])
-    .await?;
+    ]);
+    let text = run_pgbench(args).await?;
     text.lines()
         .find(|l| l.starts_with("tps = "))
         .and_then(|l| l.trim_start_matches("tps = ").split_whitespace().next())
