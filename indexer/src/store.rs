@@ -269,6 +269,43 @@ async fn insert_moves(
     Ok(())
 }
 
+/// Refreshes the planner's statistics on `indexer.batches`, inside the range's transaction and
+/// before its payments and credits go in, when the table has changed by at least autovacuum's
+/// default analyze threshold (50 rows plus 10% of the table) since they were last taken, counting
+/// the `inserted` rows of this transaction (the statistics views do not see them yet).
+///
+/// `batches` is the parent of the foreign keys of `payments` and `credits`: every one of those
+/// rows is checked by a lookup that Postgres plans once per connection and keeps until the table
+/// changes definition or statistics. Planned while the table was small and had no statistics (a
+/// fresh database before autovacuum's first pass, or for good where autovacuum is off), that
+/// lookup ties between the primary key and `batches_block` and takes `batches_block`, which
+/// matches only `chain_id`; planned on statistics of a small table, it is a sequential scan.
+/// Either way each credit then reads every batch of the chain and a backfill turns quadratic.
+/// `ANALYZE` takes the statistics and invalidates the kept plans (this connection's at once, the
+/// others' at commit), so the lookups are planned again on the table as it now is: on the primary
+/// key once it holds more than a few pages. It counts this transaction's own rows and changes no
+/// row. `SKIP_LOCKED`: when another chain's indexer is analyzing, there is nothing to wait for;
+/// without ownership of the table, Postgres only warns.
+async fn refresh_statistics(conn: &mut PgConnection, inserted: usize) -> Result<()> {
+    let inserted = i64::try_from(inserted).map_err(|_| IndexerError::OutOfRange {
+        what: "batch count",
+    })?;
+    let stale: Option<bool> = sqlx::query_scalar(
+        "SELECT s.n_mod_since_analyze + $1 >= 50 + 0.1 * greatest(c.reltuples, 0)
+         FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+         WHERE s.relid = 'indexer.batches'::regclass",
+    )
+    .bind(inserted)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if stale == Some(true) {
+        sqlx::query("ANALYZE (SKIP_LOCKED) indexer.batches")
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
 async fn insert_rows(conn: &mut PgConnection, chain_id: i64, rows: &Rows) -> Result<()> {
     if !rows.batches.is_empty() {
         let mut meta = MetaColumns::default();
@@ -315,6 +352,7 @@ async fn insert_rows(conn: &mut PgConnection, chain_id: i64, rows: &Rows) -> Res
             .bind(payments)
             .execute(&mut *conn)
             .await?;
+        refresh_statistics(conn, rows.batches.len()).await?;
     }
     for (table, key_column, entries) in [
         (
@@ -594,4 +632,106 @@ pub(crate) async fn roll_back(
     .await?;
     tx.commit().await?;
     Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::{Bytes, U256};
+    use settle_testkit::TestDb;
+
+    use super::*;
+    use crate::events::{BatchRow, EntryRow};
+
+    const CHAIN_ID: i64 = 31_337;
+
+    /// A block at `number` holding `batches` batches of one credit each.
+    fn block(number: u64, parent: B256, batches: u64) -> (Header, Rows) {
+        let hash = B256::left_padding_from(&number.to_be_bytes());
+        let header = Header {
+            block: BlockRef {
+                number,
+                hash,
+                parent_hash: parent,
+            },
+            timestamp: 1_700_000_000,
+        };
+        let mut rows = Rows::default();
+        for log_index in 0..batches {
+            rows.batches.push(BatchRow {
+                meta: Meta {
+                    contract: Address::repeat_byte(0x5e),
+                    block_number: number,
+                    block_hash: hash,
+                    log_index,
+                    tx_hash: B256::repeat_byte(0x77),
+                },
+                batch_id: B256::left_padding_from(
+                    &[number.to_be_bytes(), log_index.to_be_bytes()].concat(),
+                ),
+                signer: Address::repeat_byte(0x51),
+                token: Address::ZERO,
+                digest: B256::repeat_byte(0xd1),
+                funder: Address::repeat_byte(0xf0),
+                funding: 1,
+                nonce: U256::from(log_index),
+                total: U256::from(7u8),
+                payments: Bytes::new(),
+            });
+            rows.credits.push(EntryRow {
+                block_hash: hash,
+                log_index,
+                position: 0,
+                key: Address::repeat_byte(0xa1),
+                amount: 7,
+            });
+        }
+        (header, rows)
+    }
+
+    async fn reltuples(pool: &PgPool) -> f32 {
+        sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = 'indexer.batches'::regclass")
+            .fetch_one(pool)
+            .await
+            .expect("reltuples")
+    }
+
+    #[tokio::test]
+    async fn batches_get_statistics_once_they_change_by_the_analyze_threshold() {
+        let db = TestDb::create().await.expect("database");
+        migrate(db.pool()).await.expect("migrations");
+        let contracts = [Address::repeat_byte(0x5e)];
+
+        // 10 batches: under the threshold of 50, the table keeps no statistics.
+        let (first, rows) = block(1, B256::ZERO, 10);
+        let write = RangeWrite {
+            expected_head: None,
+            headers: &[first],
+            rows: &rows,
+            to: &first.block,
+            window: 64,
+        };
+        write_range(db.pool(), CHAIN_ID, &contracts, &write)
+            .await
+            .expect("first range");
+        assert_eq!(reltuples(db.pool()).await, -1.0);
+
+        // 50 more in one range: analyzed inside the range, counting its own 50 rows.
+        let (second, rows) = block(2, first.block.hash, 50);
+        let write = RangeWrite {
+            expected_head: Some(&first.block),
+            headers: &[second],
+            rows: &rows,
+            to: &second.block,
+            window: 64,
+        };
+        write_range(db.pool(), CHAIN_ID, &contracts, &write)
+            .await
+            .expect("second range");
+        assert_eq!(reltuples(db.pool()).await, 60.0);
+        let credits: i64 = sqlx::query_scalar("SELECT count(*) FROM indexer.credits")
+            .fetch_one(db.pool())
+            .await
+            .expect("credits");
+        assert_eq!(credits, 60);
+    }
 }

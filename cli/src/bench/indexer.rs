@@ -160,7 +160,11 @@ async fn confirm(
     pending: &mut Vec<alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>>,
 ) -> anyhow::Result<()> {
     for tx in pending.drain(..) {
-        let receipt = tx.get_receipt().await?;
+        // A transaction the node lost must fail the run, not hang it.
+        let receipt = tx
+            .with_timeout(Some(std::time::Duration::from_secs(120)))
+            .get_receipt()
+            .await?;
         anyhow::ensure!(
             receipt.status(),
             "a generated batch reverted: {}",
