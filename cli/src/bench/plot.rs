@@ -9,7 +9,7 @@ use plotters::prelude::*;
 const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 
 /// Colours of the series, in order.
-const COLOURS: [RGBColor; 8] = [
+const COLOURS: [RGBColor; 10] = [
     RGBColor(0x1f, 0x77, 0xb4),
     RGBColor(0xd6, 0x27, 0x28),
     RGBColor(0x2c, 0xa0, 0x2c),
@@ -18,7 +18,18 @@ const COLOURS: [RGBColor; 8] = [
     RGBColor(0x8c, 0x56, 0x4b),
     RGBColor(0x55, 0x55, 0x55),
     RGBColor(0x17, 0xbe, 0xcf),
+    RGBColor(0xbc, 0xbd, 0x22),
+    RGBColor(0x00, 0x00, 0x00),
 ];
+
+/// An axis value as a label: whole numbers without decimals.
+fn label(value: f64) -> String {
+    if value.fract() == 0.0 || value.abs() >= 10.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.1}")
+    }
+}
 
 /// Registers the font once; the error says which package provides it.
 fn font() -> anyhow::Result<()> {
@@ -67,6 +78,8 @@ pub(crate) fn lines(
         .configure_mesh()
         .x_desc(x_label)
         .y_desc(y_label)
+        .x_label_formatter(&|x| label(*x))
+        .y_label_formatter(&|y| label(*y))
         .label_style(("sans-serif", 15))
         .draw()
         .map_err(fail)?;
@@ -130,7 +143,7 @@ pub(crate) fn bars(
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .x_labels(groups.saturating_mul(2))
+        .x_labels(usize::try_from(slots).unwrap_or(usize::MAX))
         .x_label_formatter(&|slot| {
             let slot = usize::try_from(*slot).unwrap_or(0);
             if slot.checked_rem(step) == Some(width / 2) {
@@ -143,6 +156,7 @@ pub(crate) fn bars(
             }
         })
         .y_desc(y_label)
+        .y_label_formatter(&|y| label(*y))
         .label_style(("sans-serif", 15))
         .draw()
         .map_err(fail)?;
