@@ -280,6 +280,37 @@ pub struct Payout {
     pub leg_position: u32,
 }
 
+/// What a history listing (payouts, withdrawals) reads: whose, how many, from where, in which blocks.
+struct History<C> {
+    account: Address,
+    limit: usize,
+    before: Option<C>,
+    filter: query::BlockFilter,
+}
+
+/// Checks the caller, the page size, the cursor (decoded by `cursor`) and the range of a history
+/// listing; `None` when the range holds no block, so the page is empty.
+async fn history<C>(
+    state: &AppState,
+    principal: &Principal,
+    address: Result<PathParams<String>, ApiError>,
+    params: Result<Params<HistoryParams>, ApiError>,
+    cursor: fn(&str) -> Result<C, ApiError>,
+) -> Result<Option<History<C>>, ApiError> {
+    let account = visible_account(principal, address)?;
+    let Params(params) = params?;
+    let limit = listing::limit(params.limit, state.config().max_page)?;
+    let before = params.cursor.as_deref().map(cursor).transpose()?;
+    Ok(listing::block_filter(state, &params.range())
+        .await?
+        .map(|filter| History {
+            account,
+            limit,
+            before,
+            filter,
+        }))
+}
+
 /// A page of payouts.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PayoutPage {
@@ -313,15 +344,20 @@ pub async fn payouts(
     address: Result<PathParams<String>, ApiError>,
     params: Result<Params<HistoryParams>, ApiError>,
 ) -> Result<Json<PayoutPage>, ApiError> {
-    let account = visible_account(&principal, address)?;
-    let Params(params) = params?;
-    let limit = listing::limit(params.limit, state.config().max_page)?;
-    let before = params
-        .cursor
-        .as_deref()
-        .map(listing::parse_payout_cursor)
-        .transpose()?;
-    let Some(filter) = listing::block_filter(&state, &params.range()).await? else {
+    let Some(History {
+        account,
+        limit,
+        before,
+        filter,
+    }) = history(
+        &state,
+        &principal,
+        address,
+        params,
+        listing::parse_payout_cursor,
+    )
+    .await?
+    else {
         return Ok(Json(PayoutPage {
             payouts: Vec::new(),
             next_cursor: None,
@@ -423,15 +459,20 @@ pub async fn withdrawals(
     address: Result<PathParams<String>, ApiError>,
     params: Result<Params<HistoryParams>, ApiError>,
 ) -> Result<Json<WithdrawalPage>, ApiError> {
-    let account = visible_account(&principal, address)?;
-    let Params(params) = params?;
-    let limit = listing::limit(params.limit, state.config().max_page)?;
-    let before = params
-        .cursor
-        .as_deref()
-        .map(listing::parse_withdrawal_cursor)
-        .transpose()?;
-    let Some(filter) = listing::block_filter(&state, &params.range()).await? else {
+    let Some(History {
+        account,
+        limit,
+        before,
+        filter,
+    }) = history(
+        &state,
+        &principal,
+        address,
+        params,
+        listing::parse_withdrawal_cursor,
+    )
+    .await?
+    else {
         return Ok(Json(WithdrawalPage {
             withdrawals: Vec::new(),
             next_cursor: None,

@@ -41,3 +41,15 @@ pub use follower::{Indexer, Reorg, SyncReport};
 pub use metrics::Metrics;
 pub use reorg::BlockRef;
 pub use store::{MIGRATOR, migrate};
+
+/// Every table with a row per event (or per payment or credit of one), parents first.
+pub const EVENT_ROW_TABLES: [&str; 8] = [
+    "batches",
+    "payments",
+    "credits",
+    "deposits",
+    "withdrawals",
+    "pushes",
+    "signer_changes",
+    "governance",
+];

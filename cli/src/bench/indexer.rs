@@ -21,16 +21,7 @@ use super::{
 /// transaction may use since Osaka).
 const PER_BATCH: usize = 1_000;
 /// The event tables, parents first.
-const TABLES: [&str; 8] = [
-    "batches",
-    "payments",
-    "credits",
-    "deposits",
-    "withdrawals",
-    "pushes",
-    "signer_changes",
-    "governance",
-];
+const TABLES: [&str; 8] = settle_indexer::EVENT_ROW_TABLES;
 
 /// Runs the indexer section.
 pub(crate) async fn run(args: &BenchArgs, report: &mut Report) -> anyhow::Result<()> {

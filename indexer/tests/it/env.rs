@@ -383,16 +383,7 @@ pub(crate) fn rpc_to(url: &str) -> Arc<RpcPool> {
 /// Rows per indexer table.
 pub(crate) async fn table_counts(pool: &PgPool) -> BTreeMap<&'static str, i64> {
     let mut counts = BTreeMap::new();
-    for table in [
-        "batches",
-        "payments",
-        "credits",
-        "deposits",
-        "withdrawals",
-        "pushes",
-        "signer_changes",
-        "governance",
-    ] {
+    for table in settle_indexer::EVENT_ROW_TABLES {
         let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM indexer.{table}"))
             .fetch_one(pool)
             .await
